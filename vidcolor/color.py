@@ -1,0 +1,101 @@
+"""Colour conversions in torch: sRGB <-> CIE Lab (D65), luma, and the L/ab split used by colorizers.
+
+Formulas follow the CIE definitions with the sRGB transfer curve (IEC 61966-2-1), the same as
+scikit-image ``rgb2lab`` and kornia ``rgb_to_lab``; tests compare against scikit-image.
+All functions take tensors of shape ``(*, 3, H, W)`` with float RGB in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# sRGB (linear) -> XYZ, D65 white; rows X, Y, Z.
+_RGB2XYZ = torch.tensor(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+_XYZ2RGB = torch.linalg.inv(_RGB2XYZ)
+_WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883])
+_EPS = 6.0 / 29.0
+
+# Rec.709 luma weights (on gamma-encoded RGB), used for monochrome grades.
+LUMA_709 = (0.2126, 0.7152, 0.0722)
+
+
+def _check(image: torch.Tensor, name: str = "image") -> None:
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if image.dim() < 3 or image.shape[-3] != 3:
+        raise ValueError(f"{name} must have shape (*, 3, H, W), got {tuple(image.shape)}")
+
+
+def _mix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    m = matrix.to(device=image.device, dtype=image.dtype)
+    return torch.einsum("ij,...jhw->...ihw", m, image)
+
+
+def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
+    return torch.where(lin > 0.0031308, 1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * lin)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB ``(*, 3, H, W)`` float in [0, 1] -> Lab ``(*, 3, H, W)``: L in [0, 100], a/b in about [-110, 110]."""
+    _check(rgb, "rgb")
+    xyz = _mix(_RGB2XYZ, srgb_to_linear(rgb.clamp(0, 1)))
+    white = _WHITE_D65.to(device=rgb.device, dtype=rgb.dtype).view(3, 1, 1)
+    t = xyz / white
+    f = torch.where(t > _EPS**3, t.clamp(min=_EPS**3) ** (1 / 3), t / (3 * _EPS**2) + 4 / 29)
+    fx, fy, fz = f.unbind(-3)
+    L = 116 * fy - 16
+    a = 500 * (fx - fy)
+    b = 200 * (fy - fz)
+    return torch.stack([L, a, b], dim=-3)
+
+
+def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """Lab ``(*, 3, H, W)`` -> sRGB ``(*, 3, H, W)`` float, clipped to [0, 1] unless ``clip=False``."""
+    _check(lab, "lab")
+    L, a, b = lab.unbind(-3)
+    fy = (L + 16) / 116
+    fx = fy + a / 500
+    fz = fy - b / 200
+    f = torch.stack([fx, fy, fz], dim=-3)
+    t = torch.where(f > _EPS, f**3, 3 * _EPS**2 * (f - 4 / 29))
+    white = _WHITE_D65.to(device=lab.device, dtype=lab.dtype).view(3, 1, 1)
+    rgb = linear_to_srgb(_mix(_XYZ2RGB, t * white).clamp(min=0))
+    return rgb.clamp(0, 1) if clip else rgb
+
+
+def rgb_to_luma(rgb: torch.Tensor) -> torch.Tensor:
+    """Rec.709 luma ``(*, 1, H, W)`` of gamma-encoded RGB ``(*, 3, H, W)`` in [0, 1]."""
+    _check(rgb, "rgb")
+    w = torch.tensor(LUMA_709, device=rgb.device, dtype=rgb.dtype).view(3, 1, 1)
+    return (rgb * w).sum(dim=-3, keepdim=True)
+
+
+def saturation(rgb: torch.Tensor) -> torch.Tensor:
+    """HSV-style saturation ``(max - min) / max`` per pixel, ``(*, 1, H, W)`` in [0, 1] (0 for black)."""
+    _check(rgb, "rgb")
+    mx = rgb.amax(dim=-3, keepdim=True)
+    mn = rgb.amin(dim=-3, keepdim=True)
+    return torch.where(mx > 0, (mx - mn) / mx.clamp(min=1e-8), torch.zeros_like(mx))
+
+
+def split_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB -> (L ``(*, 1, H, W)`` in [0, 100], ab ``(*, 2, H, W)``)."""
+    lab = rgb_to_lab(rgb)
+    return lab[..., :1, :, :], lab[..., 1:, :, :]
+
+
+def merge_lab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(L ``(*, 1, H, W)``, ab ``(*, 2, H, W)``) -> RGB ``(*, 3, H, W)`` in [0, 1]."""
+    if L.shape[-2:] != ab.shape[-2:]:
+        raise ValueError(f"L and ab must have the same size, got {tuple(L.shape[-2:])} and {tuple(ab.shape[-2:])}")
+    return lab_to_rgb(torch.cat([L, ab], dim=-3))

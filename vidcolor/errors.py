@@ -1,0 +1,33 @@
+"""Exceptions that the CLI turns into one-line messages and exit codes.
+
+Exit codes follow the CLI contract: 2 for bad usage or unreadable input (the user can fix the
+call), 1 for a failure while processing.
+"""
+
+from __future__ import annotations
+
+
+class VidcolorError(Exception):
+    """Base class: a failure the user should see as one line, without a traceback."""
+
+    exit_code = 1
+
+
+class InputError(VidcolorError):
+    """Bad usage or input that cannot be used at all (missing file, unknown style, ...)."""
+
+    exit_code = 2
+
+
+class VideoError(InputError):
+    """A video file that cannot be probed or decoded. The message names the file and position."""
+
+
+class ProcessingError(VidcolorError):
+    """A failure while processing valid input (encoder error, disk full, ...)."""
+
+    exit_code = 1
+
+
+class WeightsError(InputError):
+    """Model weights that are missing, corrupt or do not fit the architecture."""

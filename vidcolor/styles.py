@@ -1,0 +1,97 @@
+"""Styles: named presets, each an ordered list of stages with their parameters, kept as TOML.
+
+Built-in styles live in ``configs/styles/*.toml`` (installed as ``vidcolor.configs``); users add
+their own in ``$VIDCOLOR_HOME/styles/`` or pass a path (``--style my_look.toml``). A style file::
+
+    description = "Monochrome film look"
+    [[stages]]
+    type = "grade"
+    preset = "noir"
+    contrast = 5.0
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from vidcolor.errors import InputError
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    description: str
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    path: str | None = None
+
+    def build(self, ctx: "StageContext") -> list["Stage"]:  # noqa: F821
+        from vidcolor.stages.base import StageContext, build_stage
+
+        ctx = StageContext(device=ctx.device, overrides=ctx.overrides,
+                           style_dir=str(Path(self.path).parent) if self.path else None)
+        return [build_stage(spec, ctx) for spec in self.stages]
+
+
+def home_dir() -> Path:
+    """``$VIDCOLOR_HOME`` or the platform cache folder (weights cache, user styles)."""
+    env = os.environ.get("VIDCOLOR_HOME")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vidcolor"))
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("vidcolor.configs").joinpath("styles")))
+
+
+def user_dir() -> Path:
+    return home_dir() / "styles"
+
+
+def load_style_file(path: str | Path, name: str | None = None) -> Style:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"style file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read style ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    stages = data.get("stages")
+    if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) and "type" in s for s in stages):
+        raise InputError(f"{path}: a style needs one or more [[stages]] tables, each with a 'type'")
+    return Style(name=name or data.get("name") or path.stem, description=str(data.get("description", "")),
+                 stages=stages, path=str(path))
+
+
+def available_styles() -> dict[str, Style]:
+    """All named styles: built-in first, then user styles (which may override built-ins)."""
+    found: dict[str, Style] = {}
+    for folder in (builtin_dir(), user_dir()):
+        if folder.is_dir():
+            for f in sorted(folder.glob("*.toml")):
+                found[f.stem] = load_style_file(f, name=f.stem)
+    return found
+
+
+def get_style(name_or_path: str) -> Style:
+    """A style by name (built-in or user) or by path to a ``.toml`` file."""
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        return load_style_file(name_or_path)
+    styles = available_styles()
+    if name_or_path not in styles:
+        raise InputError(f"unknown style {name_or_path!r} (known: {', '.join(sorted(styles))}; "
+                         "or pass a path to a .toml file)")
+    return styles[name_or_path]
