@@ -23,11 +23,14 @@ from vidcolor.errors import InputError
 @dataclass
 class Chunk:
     """``frames``: (T, 3, H, W) float32 RGB in [0, 1]; ``index``: number of the first frame in the video;
-    ``pts``: presentation timestamps (in the video stream's time base), one per frame."""
+    ``pts``: presentation timestamps (in the video stream's time base), one per frame;
+    ``source``: the decoded input frames of this chunk, (T, 3, H, W), untouched by earlier stages
+    (temporal stages compute flow and scene cuts on the input, not on a previous stage's output)."""
 
     frames: torch.Tensor
     index: int
     pts: list[int] = field(default_factory=list)
+    source: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.frames.dim() != 4 or self.frames.shape[1] != 3:

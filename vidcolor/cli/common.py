@@ -1,0 +1,75 @@
+"""Shared CLI plumbing: one ``abort`` for errors, the console, logging verbosity."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+from vidcolor.errors import VidcolorError
+
+
+class CLIState:
+    verbose: int = 0
+    quiet: bool = False
+
+
+STATE = CLIState()
+
+
+def abort(message: str, code: int = 1) -> NoReturn:
+    """Print one line to stderr and exit with ``code`` (2: bad usage/input, 1: failed while processing)."""
+    click.echo(f"vidcolor: error: {message}", err=True)
+    sys.exit(code)
+
+
+def console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def warn(message: str) -> None:
+    if not STATE.quiet:
+        click.echo(f"vidcolor: warning: {message}", err=True)
+
+
+def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, str]:
+    """``("preset=slow", "tune=film")`` -> dict; a malformed pair is a usage error."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=what)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def handle_errors(func):
+    """Decorator for command bodies: VidcolorError -> one line + its exit code; other exceptions ->
+    one line + exit 1 (the traceback only with -v); Ctrl-C -> exit 130."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except VidcolorError as exc:
+            if STATE.verbose:
+                import traceback
+
+                traceback.print_exc()
+            abort(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            abort("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug or an unexpected library failure: still one line
+            if STATE.verbose:
+                import traceback
+
+                traceback.print_exc()
+            abort(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+
+    return wrapper
