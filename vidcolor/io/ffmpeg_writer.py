@@ -1,0 +1,226 @@
+"""``FFmpegWriter``: the same contract as ``VideoWriter``, encoding with the ``ffmpeg`` command-line tool.
+
+For hardware encoders (``h264_nvenc``, ``hevc_vaapi`` ...) and options PyAV lacks. Frames go to
+ffmpeg's stdin as raw RGB inside a NUT stream, which carries each frame's pts, so variable frame
+rate survives (a bare rawvideo pipe would not); ffmpeg maps the audio and subtitle streams from the
+source file itself (``-c copy``). The command line is built with ffmpeg-python; the binary is
+``ffmpeg`` from PATH, else the one imageio-ffmpeg ships.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from vidcolor.errors import InputError, ProcessingError
+from vidcolor.io.containers import (
+    AUDIO_FALLBACK,
+    can_copy,
+    check_video_codec,
+    default_pix_fmt,
+    output_format,
+    part_path,
+    provenance_tags,
+    reconcile_pix_fmt,
+)
+from vidcolor.io.probe import VideoMeta
+from vidcolor.io.writer import encoder_options
+
+_MATRIX = {1: "bt709", 4: "fcc", 5: "bt601", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+_SPACE_NAMES = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
+_PRIM_NAMES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020"}
+_TRC_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+              13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67"}
+
+
+def ffmpeg_binary() -> str:
+    """``ffmpeg`` from PATH (it may have hardware encoders), else imageio-ffmpeg's bundled binary."""
+    found = os.environ.get("VIDCOLOR_FFMPEG") or shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as exc:
+        raise InputError(f"--encoder ffmpeg needs an ffmpeg binary on PATH or the imageio-ffmpeg package ({exc})") from None
+
+
+class FFmpegWriter:
+    """See ``VideoWriter``; same constructor, ``write``, ``close``, ``abort``, ``warnings``."""
+
+    def __init__(self, path: str | os.PathLike, meta: VideoMeta, *, codec: str = "libx264", crf: int | None = 18,
+                 pix_fmt: str | None = None, options: dict[str, str] | None = None,
+                 streams_from: str | os.PathLike | None = None, tags: dict[str, Any] | None = None,
+                 width: int | None = None, height: int | None = None, queue_size: int = 8) -> None:
+        self.path = Path(path)
+        self.part = part_path(self.path)
+        self.meta = meta
+        self.codec = codec
+        self.width = width or meta.display_width
+        self.height = height or meta.display_height
+        self.fmt = output_format(self.path)
+        check_video_codec(self.fmt, codec)
+        self.warnings: list[str] = []
+        if pix_fmt is None:
+            pix_fmt, warn = default_pix_fmt(codec, self.width, self.height, meta.bit_depth)
+        else:
+            pix_fmt, warn = reconcile_pix_fmt(pix_fmt, self.width, self.height)
+        if warn:
+            self.warnings.append(warn)
+        self.pix_fmt = pix_fmt
+        self.options = encoder_options(codec, crf, options or {})
+        self.streams_from = Path(streams_from) if streams_from else None
+        self.tags = tags or {}
+        self.frames_written = 0
+        self.packets_copied = 0  # ffmpeg copies the streams itself; not counted here
+        self._proc: subprocess.Popen | None = None
+        self._nut: av.container.OutputContainer | None = None
+        self._stderr: list[bytes] = []
+        self._closed = False
+
+    def command(self) -> list[str]:
+        import ffmpeg  # ffmpeg-python
+
+        m = self.meta
+        space, rng, prim, trc = m.color_codes
+        video = ffmpeg.input("pipe:0", format="nut")["v"]
+        video = video.filter("scale", out_color_matrix=_MATRIX.get(space, "bt601"),
+                             out_range="pc" if rng == 2 else "tv")
+        streams = [video]
+        kwargs: dict[str, Any] = {"c:v": self.codec, "pix_fmt": self.pix_fmt, "fps_mode": "passthrough",
+                                  "enc_time_base:v": "demux", "format": self.fmt,
+                                  "color_range": "pc" if rng == 2 else "tv"}
+        if space in _SPACE_NAMES:
+            kwargs["colorspace"] = _SPACE_NAMES[space]
+        if prim in _PRIM_NAMES:
+            kwargs["color_primaries"] = _PRIM_NAMES[prim]
+        if trc in _TRC_NAMES:
+            kwargs["color_trc"] = _TRC_NAMES[trc]
+        if self.fmt in ("mp4", "mov"):
+            kwargs["movflags"] = "+faststart+use_metadata_tags"
+            kwargs["video_track_timescale"] = m.time_base.denominator
+        if m.sample_aspect_ratio:
+            sar = m.sample_aspect_ratio if m.rotation not in (90, 270) else 1 / m.sample_aspect_ratio
+            streams[0] = streams[0].filter("setsar", f"{sar.numerator}/{sar.denominator}")
+        for key, value in self.options.items():
+            kwargs[f"{key}:v" if key not in ("x264-params", "x265-params") else key] = value
+        if self.streams_from is not None:
+            src = ffmpeg.input(str(self.streams_from))
+            out_index = {"audio": 0, "subtitle": 0}
+            for s in m.streams:
+                if s.type not in ("audio", "subtitle"):
+                    continue
+                k = "a" if s.type == "audio" else "s"
+                if can_copy(self.fmt, s.type, s.codec):
+                    streams.append(src[str(s.index)])
+                    kwargs[f"c:{k}:{out_index[s.type]}"] = "copy"
+                elif s.type == "audio" and self.fmt in AUDIO_FALLBACK:
+                    streams.append(src[str(s.index)])
+                    kwargs[f"c:{k}:{out_index[s.type]}"] = AUDIO_FALLBACK[self.fmt]
+                    self.warnings.append(f"audio stream {s.index} ({s.codec}) cannot be copied into {self.fmt}: "
+                                         f"re-encoded as {AUDIO_FALLBACK[self.fmt]}")
+                    out_index[s.type] += 1
+                    continue
+                else:
+                    self.warnings.append(f"{s.type} stream {s.index} ({s.codec}) cannot be stored in {self.fmt}: "
+                                         "dropped (use .mkv output to keep it)")
+                    continue
+                out_index[s.type] += 1
+        out = ffmpeg.output(*streams, str(self.part), **kwargs)
+        out = out.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+        cmd = out.compile(cmd=ffmpeg_binary(), overwrite_output=True)
+        # -metadata repeats, which ffmpeg-python's keyword form cannot say: put them before the output name.
+        at = cmd.index(str(self.part))
+        tags = [arg for k, v in provenance_tags(self.tags).items() for arg in ("-metadata", f"{k}={v}")]
+        return cmd[:at] + tags + cmd[at:]
+
+    def __enter__(self) -> "FFmpegWriter":
+        self.part.unlink(missing_ok=True)
+        cmd = self.command()
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise ProcessingError(f"cannot start ffmpeg ({exc})") from None
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        # NUT carries pts per frame; rawvideo keeps the pixels exact on the way to ffmpeg.
+        self._nut = av.open(self._proc.stdin, mode="w", format="nut")
+        s = self._nut.add_stream("rawvideo", rate=self.meta.frame_rate)
+        s.width, s.height, s.pix_fmt = self.width, self.height, "rgb24"
+        s.time_base = self.meta.time_base
+        s.codec_context.time_base = self.meta.time_base
+        self._stream = s
+        return self
+
+    def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self._stderr.append(line)
+            del self._stderr[:-20]
+
+    def _error(self, what: str) -> ProcessingError:
+        tail = b"".join(self._stderr).decode(errors="replace").strip().splitlines()
+        return ProcessingError(f"{self.path}: ffmpeg {what}: {tail[-1] if tail else 'no message'}")
+
+    def write(self, frames: np.ndarray, pts: list[int]) -> None:
+        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 (T, {self.height}, {self.width}, 3), "
+                             f"got {frames.dtype} {tuple(frames.shape)}")
+        assert self._nut is not None
+        try:
+            for rgb, p in zip(frames, pts):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                frame.pts = int(p)
+                frame.time_base = self.meta.time_base
+                for packet in self._stream.encode(frame):
+                    self._nut.mux(packet)
+                self.frames_written += 1
+        except (OSError, av.error.FFmpegError):
+            self._proc.poll() if self._proc else None
+            raise self._error("stopped") from None
+
+    def close(self) -> Path:
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            assert self._nut is not None and self._proc is not None
+            for packet in self._stream.encode(None):
+                self._nut.mux(packet)
+            self._nut.close()
+            self._proc.stdin.close()
+            code = self._proc.wait()
+        except (OSError, av.error.FFmpegError):
+            self.abort()
+            raise self._error("stopped") from None
+        if code != 0:
+            self.abort()
+            raise self._error(f"exited with code {code}")
+        os.replace(self.part, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._closed = True
+        if self._proc is not None:
+            try:
+                if self._nut is not None:
+                    self._nut.close()
+            except Exception:
+                pass
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+        self.part.unlink(missing_ok=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
