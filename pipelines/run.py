@@ -1,0 +1,150 @@
+"""Run one video through a style: ``run(input, output, style) -> RunReport``.
+
+Reads top to bottom as the steps it takes:
+  1. probe the input (a broken file fails here, before anything is written);
+  2. choose and check the output path (never the input; ``--overwrite`` to replace);
+  3. build the style's stages on the chosen device;
+  4. stream: decoder thread -> chunks of frames -> stages -> encoder thread -> ``output.part``;
+  5. rename ``output.part`` to ``output`` and return a report.
+Memory is bounded by the chunk size and the two queues, not by the film's length.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from vidcolor import __version__
+from vidcolor.errors import InputError
+from vidcolor.io.containers import FORMATS, check_output_path
+from vidcolor.io.probe import VideoMeta, probe
+from vidcolor.io.reader import VideoReader
+from vidcolor.stages.base import Chunk, Stage, StageContext
+from vidcolor.styles import Style, get_style
+
+ENCODERS = ("pyav", "ffmpeg")
+# Extensions kept for the default output name; others (webm, avi...) become .mkv, which holds
+# any audio and subtitle codec and H.264.
+KEEP_EXTENSIONS = {".mp4", ".mov", ".mkv", ".m4v"}
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+@dataclass
+class RunReport:
+    input: str
+    output: str
+    style: str
+    frames: int
+    seconds: float
+    fps: float
+    encoder: str
+    codec: str
+    device: str
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audio_packets_copied: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_output(input_path: str | os.PathLike, style: str) -> Path:
+    """``film.mp4`` + ``noir`` -> ``film.noir.mp4`` beside the input."""
+    p = Path(input_path)
+    ext = p.suffix.lower() if p.suffix.lower() in KEEP_EXTENSIONS else ".mkv"
+    tag = Path(style).stem if style.endswith(".toml") else style
+    return p.with_name(f"{p.stem}.{tag}{ext}")
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is available on this machine")
+    return dev
+
+
+def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 in [0, 1] on ``device``."""
+    t = torch.from_numpy(frames).to(device, non_blocking=True)
+    return t.permute(0, 3, 1, 2).float().div_(255)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8 (rounded)."""
+    x = frames.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def apply_stages(stages: list[Stage], chunk: Chunk) -> Chunk:
+    for stage in stages:
+        chunk = stage.process(chunk)
+    return chunk
+
+
+def open_writer(encoder: str, output: Path, meta: VideoMeta, **kwargs: Any):
+    if encoder == "pyav":
+        from vidcolor.io.writer import VideoWriter
+
+        return VideoWriter(output, meta, **kwargs)
+    if encoder == "ffmpeg":
+        from vidcolor.io.ffmpeg_writer import FFmpegWriter
+
+        return FFmpegWriter(output, meta, **kwargs)
+    raise InputError(f"unknown encoder {encoder!r} (use {' or '.join(ENCODERS)})")
+
+
+def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = None, style: str | Style = "noir", *,
+        overrides: dict[str, Any] | None = None, device: str | None = None, overwrite: bool = False,
+        encoder: str = "pyav", codec: str = "libx264", crf: int | None = 18, pix_fmt: str | None = None,
+        encoder_options: dict[str, str] | None = None, chunk_size: int = 8,
+        progress: ProgressFn | None = None, quiet: bool = True) -> RunReport:
+    """Colorize or stylize ``input_path`` into ``output_path`` with ``style``; see the module docstring."""
+    started = time.perf_counter()
+    # 1. probe: missing, empty, corrupt, audio-only files fail here with a one-line VideoError.
+    meta = probe(input_path)
+    # 2. output path
+    style_obj = style if isinstance(style, Style) else get_style(style)
+    output = Path(output_path) if output_path else default_output(input_path, style_obj.name)
+    output = check_output_path(input_path, output, overwrite)
+    if output.suffix.lower() not in FORMATS:
+        raise InputError(f"{output}: unsupported output extension")
+    # 3. stages
+    dev = pick_device(device)
+    stages = style_obj.build(StageContext(device=dev, overrides=dict(overrides or {})))
+    settings = [s.describe() for s in stages]
+    tags = {"version": __version__, "style": style_obj.name, "stages": settings,
+            "encoder": {"backend": encoder, "codec": codec, "crf": crf}}
+    # 4. stream
+    frames_done = 0
+    with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size) as reader, \
+            open_writer(encoder, output, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=encoder_options,
+                        streams_from=input_path, tags=tags) as writer:
+        with torch.inference_mode():
+            for fc in reader.chunks(chunk_size):
+                x = to_tensor(fc.frames, dev)
+                out = apply_stages(stages, Chunk(frames=x, index=fc.index, pts=fc.pts, source=x))
+                writer.write(to_uint8(out.frames), fc.pts)
+                frames_done += len(fc)
+                if progress is not None:
+                    progress(frames_done, meta.frame_count)
+    # 5. the writer renamed output.part -> output when its context closed without error
+    seconds = time.perf_counter() - started
+    warnings = list(writer.warnings)
+    for s in stages:
+        warnings.extend(getattr(s, "warnings", []) or [])
+    return RunReport(input=str(input_path), output=str(output), style=style_obj.name, frames=frames_done,
+                     seconds=round(seconds, 3), fps=round(frames_done / seconds, 2) if seconds else 0.0,
+                     encoder=encoder, codec=codec, device=str(dev), stages=settings, warnings=warnings,
+                     audio_packets_copied=writer.packets_copied)

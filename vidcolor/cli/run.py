@@ -1,0 +1,99 @@
+"""``vidcolor run INPUT --style STYLE [-o OUTPUT]``: one video in, one finished video out."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from vidcolor.cli.common import STATE, handle_errors, parse_key_values, warn
+
+
+def make_progress(quiet: bool):
+    """Rich progress bar on a terminal; a plain line every few seconds otherwise; nothing when quiet.
+    Returns ``(callback, finish)``."""
+    if quiet:
+        return None, lambda: None
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[fps]:>6.1f} fps"), TimeRemainingColumn(), transient=False)
+        task = bar.add_task("frames", total=None, fps=0.0)
+        started = time.perf_counter()
+        bar.start()
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total, fps=done / max(time.perf_counter() - started, 1e-6))
+
+        return update, bar.stop
+    state = {"last": 0.0, "start": time.perf_counter()}
+
+    def update_plain(done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        if now - state["last"] >= 5.0:
+            state["last"] = now
+            fps = done / max(now - state["start"], 1e-6)
+            of = f"/{total}" if total else ""
+            click.echo(f"vidcolor: {done}{of} frames, {fps:.1f} fps", err=True)
+
+    return update_plain, lambda: None
+
+
+@click.command("run")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, path_type=str))
+@click.option("-s", "--style", default="noir", show_default=True,
+              help="Style name (see `vidcolor styles`) or path to a style .toml file.")
+@click.option("-o", "--output", "output_path", type=click.Path(path_type=str),
+              help="Output file [default: INPUT.STYLE.mp4 beside the input; .mkv for webm/avi inputs].")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (the input is never overwritten).")
+@click.option("--lut", type=click.Path(exists=True, dir_okay=False), help="A .cube 3D LUT file (for --style lut).")
+@click.option("--temporal", type=click.FloatRange(0, 1), help="Temporal stabilizer strength 0..1 (0 = off).")
+@click.option("--render-size", type=click.IntRange(32, 4096), help="Short side the model sees (model styles).")
+@click.option("--weights", help="Weights name or folder for the style's model stage.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--encoder", type=click.Choice(["pyav", "ffmpeg"]), default="pyav", show_default=True,
+              help="pyav: in-process; ffmpeg: the ffmpeg command-line tool (hardware encoders).")
+@click.option("--codec", default="libx264", show_default=True,
+              help="Video encoder: libx264, libx265, prores_ks, ffv1 (or any your ffmpeg has, with --encoder ffmpeg).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="Quality for x264/x265.")
+@click.option("--pix-fmt", help="Output pixel format [default: yuv420p; yuv444p for odd sizes].")
+@click.option("-e", "--encoder-option", "encoder_opts", multiple=True, metavar="KEY=VALUE",
+              help="Encoder option passed through, e.g. -e preset=slow -e tune=film (repeatable).")
+@click.option("--chunk-size", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Frames per model batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
+@handle_errors
+def run(input_path: str, style: str, output_path: str | None, overwrite: bool, lut: str | None,
+        temporal: float | None, render_size: int | None, weights: str | None, device: str, encoder: str,
+        codec: str, crf: int, pix_fmt: str | None, encoder_opts: tuple[str, ...], chunk_size: int,
+        as_json: bool) -> None:
+    """Colorize or stylize one video, keeping its length, timing, sound and subtitles.
+
+    \b
+    Examples:
+      vidcolor run old_film.mp4 --style noir
+      vidcolor run clip.mov --style lut --lut look.cube -o graded.mov
+      vidcolor run clip.mp4 --style sepia --codec libx265 --crf 22 -e preset=slow
+    """
+    from vidcolor.pipelines.run import run as run_video
+
+    overrides = {k: v for k, v in {"lut": lut, "temporal": temporal, "render_size": render_size,
+                                   "weights": weights}.items() if v is not None}
+    quiet = STATE.quiet or as_json
+    update, finish = make_progress(quiet)
+    try:
+        report = run_video(input_path, output_path, style, overrides=overrides, device=device, overwrite=overwrite,
+                           encoder=encoder, codec=codec, crf=crf, pix_fmt=pix_fmt,
+                           encoder_options=parse_key_values(encoder_opts, "-e"), chunk_size=chunk_size,
+                           progress=update)
+    finally:
+        finish()
+    for w in report.warnings:
+        warn(w)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif not STATE.quiet:
+        click.echo(f"{report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps)", err=True)
