@@ -1,0 +1,135 @@
+"""The weights registry: every named set of weights vidcolor knows, in one dict you can grep.
+
+An entry says which architecture (a :data:`vidcolor.models.registry.MODELS` key) with which
+hyperparameters, what task it does, where the file comes from (shipped inside the package, or a
+public URL converted into the cache by ``vidcolor models pull``), its checksum and its meta
+(parameter count, training recipe, metrics, licence). Weights a user imports or trains live in
+the cache as folders and need no entry (see :mod:`vidcolor.models.pretrained`).
+
+Checksums: we only write digests that are published. The Zhang et al. files follow the
+``torch.hub`` naming rule ``name-<first 8 hex digits of sha256>.pth`` and their own loader calls
+``load_url(..., check_hash=True)``, so we verify that prefix. The CycleGAN files have no
+published digest: ``sha256=None`` means trust on first use (the digest is printed and recorded in
+the converted folder's ``config.json`` with a warning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TASKS = ("colorize", "stylize")
+
+# Our default colorizer convention: L in [0, 100] -> (L - 50) / 50 in [-1, 1]; tanh output * 110 = ab.
+DEFAULT_L_NORM = (50.0, 50.0)
+DEFAULT_AB_SCALE = 110.0
+
+_CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"  # scripts/download_cyclegan_model.sh
+_CYCLEGAN_LICENCE = ("BSD-2-Clause-style licence of junyanz/pytorch-CycleGAN-and-pix2pix; trained on WikiArt "
+                     "paintings and Flickr photos (Zhu et al. 2017): check the image terms before commercial use")
+_ZHANG_LICENCE = "BSD-2-Clause (richzhang/colorization)"
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One named set of weights.
+
+    ``package``: shipped inside the package as ``vidcolor/weights/<name>/`` (our folder format);
+    ``url``: a foreign checkpoint that ``pull`` downloads and converts into ``<cache>/weights/<name>/``.
+    ``sha256``: full published digest or ``None`` (unknown: trust on first use);
+    ``sha256_prefix``: a published digest prefix (torch.hub file naming) checked when no full digest.
+    ``l_norm``/``ab_scale``: colorizer I/O convention (model input ``(L - c) / s``, output * ab_scale = ab).
+    """
+
+    name: str
+    arch: str
+    task: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    package: bool = False
+    url: str | None = None
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+    l_norm: tuple[float, float] | None = None
+    ab_scale: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"weights {self.name!r}: task must be one of {TASKS}, got {self.task!r}")
+        if self.package == bool(self.url):
+            raise ValueError(f"weights {self.name!r}: give exactly one source, package=True or a url")
+
+    @property
+    def source(self) -> str:
+        return "package" if self.package else "url"
+
+    def config(self) -> dict[str, Any]:
+        """The ``config.json`` contents for this entry's converted folder (minus run-time meta)."""
+        cfg: dict[str, Any] = {"format": FORMAT, "arch": self.arch, "kwargs": dict(self.kwargs), "task": self.task}
+        if self.task == "colorize":
+            cfg["l_norm"] = list(self.l_norm or DEFAULT_L_NORM)
+            cfg["ab_scale"] = float(self.ab_scale or DEFAULT_AB_SCALE)
+        cfg["meta"] = {"name": self.name, "description": self.description, **self.meta}
+        if self.url:
+            cfg["meta"]["source_url"] = self.url
+        return cfg
+
+
+FORMAT = "vidcolor-weights/1"
+
+WEIGHTS: dict[str, WeightsEntry] = {}
+
+
+def register_weights(entry: WeightsEntry) -> WeightsEntry:
+    if entry.name in WEIGHTS:
+        raise ValueError(f"weights {entry.name!r} registered twice")
+    WEIGHTS[entry.name] = entry
+    return entry
+
+
+# ---------------------------------------------------------------- our own (shipped with the package)
+
+register_weights(WeightsEntry(
+    name="colorize", arch="unet", task="colorize",
+    kwargs={"input_nc": 1, "output_nc": 2, "num_downs": 8, "ngf": 64, "norm": "batch"},
+    description="vidcolor's default colorizer: pix2pix U-Net (L -> ab), temporal loss",
+    package=True, l_norm=DEFAULT_L_NORM, ab_scale=DEFAULT_AB_SCALE,
+    meta={"params": 54_409_858, "recipe": "configs/train/colorize.toml (not trained yet: a later issue ships it)",
+          "metrics": {}, "licence": "Apache-2.0 (vidcolor)"},
+))
+
+# ---------------------------------------------------------------- Zhang et al. colorizers
+
+register_weights(WeightsEntry(
+    name="colorize-eccv16", arch="eccv16", task="colorize",
+    description="Zhang et al. ECCV 2016, Colorful Image Colorization (ImageNet, 313 ab classes)",
+    url="https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+    sha256=None, sha256_prefix="9b330a0b", l_norm=(50.0, 100.0), ab_scale=110.0,
+    meta={"params": 32_236_011, "recipe": "Zhang et al. 2016 §3 (ImageNet train, class rebalancing)",
+          "metrics": {}, "licence": _ZHANG_LICENCE, "paper": "arXiv:1603.08511",
+          "code": "richzhang/colorization colorizers/eccv16.py"},
+))
+register_weights(WeightsEntry(
+    name="colorize-siggraph17", arch="siggraph17", task="colorize",
+    description="Zhang et al. SIGGRAPH 2017, Real-Time User-Guided Colorization (automatic mode)",
+    url="https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+    sha256=None, sha256_prefix="df00044c", l_norm=(50.0, 100.0), ab_scale=110.0,
+    meta={"params": 34_187_027, "recipe": "Zhang et al. 2017 §3 (ImageNet, simulated hints; run without hints)",
+          "metrics": {}, "licence": _ZHANG_LICENCE, "paper": "arXiv:1705.02999",
+          "code": "richzhang/colorization colorizers/siggraph17.py"},
+))
+
+# ---------------------------------------------------------------- CycleGAN photo -> painting generators
+
+for _painter, _who in (("monet", "Claude Monet"), ("vangogh", "Vincent van Gogh"), ("cezanne", "Paul Cézanne"),
+                       ("ukiyoe", "Ukiyo-e prints")):
+    register_weights(WeightsEntry(
+        name=f"style_{_painter}", arch="resnet", task="stylize",
+        kwargs={"input_nc": 3, "output_nc": 3, "ngf": 64, "norm": "instance", "n_blocks": 9},
+        description=f"CycleGAN photo -> {_who} style generator (Zhu et al. 2017, resnet_9blocks)",
+        url=_CYCLEGAN_URL.format(f"style_{_painter}"), sha256=None,
+        meta={"params": 11_378_179, "recipe": "CycleGAN, Zhu et al. 2017 §5.2 (photo -> painting collections)",
+              "metrics": {}, "licence": _CYCLEGAN_LICENCE, "paper": "arXiv:1703.10593",
+              "code": "junyanz/pytorch-CycleGAN-and-pix2pix (netG resnet_9blocks, norm instance, no_dropout)"},
+    ))
