@@ -1,0 +1,97 @@
+"""Running a generator on video frames: working size, precision, device, batching.
+
+Shared by the colorize and stylize stages. The model always sees frames at a *working size*
+(short side ``render_size``, aspect kept) padded to the multiple the network needs, so compute
+scales with ``render_size`` and not with the film's resolution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vidcolor.models.networks import crop_to, pad_to_multiple
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def working_size(height: int, width: int, render_size: int) -> tuple[int, int]:
+    """``(h, w)`` with the short side equal to ``render_size`` and the aspect ratio kept."""
+    if render_size < 8:
+        raise ValueError(f"render_size must be >= 8, got {render_size}")
+    if height < 1 or width < 1:
+        raise ValueError(f"frame size must be positive, got {height}x{width}")
+    scale = render_size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of ``(N, C, H, W)`` float to ``size``; antialiased when shrinking (no aliasing
+    of fine texture into the model input)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32.
+
+    ``auto``: fp16 autocast on CUDA (tensor cores), fp32 elsewhere; CPU bf16 only when asked,
+    because CPUs without AMX/AVX512-BF16 run it slower than fp32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Eval mode on ``device``; ``channels_last`` on CUDA (faster convolutions with cuDNN)."""
+    model = model.to(device).eval()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def run_padded(model: nn.Module, x: torch.Tensor, multiple: int, dtype: torch.dtype | None) -> torch.Tensor:
+    """``model`` on ``(N, C, h, w)`` of any size: pad to ``multiple``, run under autocast, crop,
+    return float32."""
+    padded, size = pad_to_multiple(x, multiple)
+    if padded.device.type == "cuda":
+        padded = padded.contiguous(memory_format=torch.channels_last)
+    with autocast(padded.device, dtype):
+        y = model(padded)
+    return crop_to(y, size).float()
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, n, batch_size):
+        yield slice(start, min(n, start + batch_size))
+
+
+def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``fn`` over ``x`` in slices of ``batch_size`` along dim 0, concatenated."""
+    return torch.cat([fn(x[s]) for s in batches(x.shape[0], batch_size)], dim=0)
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"``: CUDA if available, else CPU; otherwise the given device."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
