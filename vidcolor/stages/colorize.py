@@ -79,7 +79,7 @@ def _in_gamut(lab: torch.Tensor) -> torch.Tensor:
     return ((lin >= -_GAMUT_TOL) & (lin <= 1 + _GAMUT_TOL)).all(dim=-3)
 
 
-def fit_chroma_to_gamut(L: torch.Tensor, ab: torch.Tensor, iters: int = 10) -> torch.Tensor:
+def fit_chroma_to_gamut(L: torch.Tensor, ab: torch.Tensor, iters: int = 8) -> torch.Tensor:
     """Scale ``ab`` towards 0 where ``(L, ab)`` is outside sRGB, keeping L and hue.
 
     ``L`` ``(N, 1, H, W)`` in [0, 100], ``ab`` ``(N, 2, H, W)``; returns ab of the same shape. Per

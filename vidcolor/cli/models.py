@@ -1,0 +1,151 @@
+"""``vidcolor models``: list, show, download and import model weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vidcolor.cli.common import STATE, console, handle_errors, warn
+
+
+@click.group("models")
+def models() -> None:
+    """List, download and import model weights.
+
+    \b
+    Examples:
+      vidcolor models list
+      vidcolor models pull colorize-eccv16
+      vidcolor models import latest_net_G.pth --arch resnet_9blocks --name my_look --task stylize
+    """
+
+
+def _status(name: str) -> tuple[str, str | None]:
+    """("installed" | "missing" | "not downloaded", folder or None)."""
+    from vidcolor.errors import WeightsError
+    from vidcolor.models.pretrained import resolve_weights
+    from vidcolor.models.weights import WEIGHTS
+
+    try:
+        return "installed", str(resolve_weights(name))
+    except WeightsError:
+        entry = WEIGHTS.get(name)
+        return ("missing" if entry is not None and entry.package else "not downloaded"), None
+
+
+def _rows() -> list[dict[str, Any]]:
+    from vidcolor.models.pretrained import list_cached, read_config
+    from vidcolor.models.weights import WEIGHTS
+
+    rows = []
+    for entry in WEIGHTS.values():
+        status, folder = _status(entry.name)
+        rows.append({"name": entry.name, "task": entry.task, "arch": entry.arch, "source": entry.source,
+                     "status": status, "params": entry.meta.get("params"), "description": entry.description,
+                     "folder": folder})
+    for name in list_cached():
+        if name in WEIGHTS:
+            continue
+        from vidcolor.models.pretrained import cache_dir
+
+        cfg = read_config(cache_dir() / name)
+        rows.append({"name": name, "task": cfg["task"], "arch": cfg["arch"], "source": "imported",
+                     "status": "installed", "params": cfg.get("meta", {}).get("params"),
+                     "description": cfg.get("meta", {}).get("description", ""), "folder": str(cache_dir() / name)})
+    return rows
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def list_cmd(as_json: bool) -> None:
+    """List registered and imported weights and whether they are installed."""
+    rows = _rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table()
+    for col in ("name", "task", "arch", "source", "status", "params"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", overflow="ellipsis", no_wrap=True, max_width=60)
+    for r in rows:
+        params = f"{r['params'] / 1e6:.1f}M" if r["params"] else "?"
+        table.add_row(r["name"], r["task"], r["arch"], r["source"], r["status"], params, r["description"])
+    console(stderr=False).print(table)
+
+
+@models.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def info_cmd(name: str, as_json: bool) -> None:
+    """Show one weights entry: source, checksum, meta, installed config."""
+    from dataclasses import asdict
+
+    from vidcolor.errors import InputError
+    from vidcolor.models.pretrained import read_config
+    from vidcolor.models.weights import WEIGHTS
+
+    info: dict[str, Any] = {"name": name}
+    if name in WEIGHTS:
+        info["entry"] = asdict(WEIGHTS[name])
+    status, folder = _status(name)
+    info["status"], info["folder"] = status, folder
+    if folder:
+        info["config"] = read_config(folder)
+    if "entry" not in info and not folder:
+        raise InputError(f"unknown weights {name!r} (see `vidcolor models list`)")
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    out = console(stderr=False)
+    out.print(f"[bold]{name}[/bold]  {status}" + (f"  ({folder})" if folder else ""))
+    entry = info.get("entry") or {}
+    for key in ("description", "task", "arch", "kwargs", "url", "sha256", "sha256_prefix", "l_norm", "ab_scale"):
+        if entry.get(key) not in (None, {}, ""):
+            out.print(f"  {key}: {entry[key]}")
+    meta = {**entry.get("meta", {}), **info.get("config", {}).get("meta", {})}
+    for key, value in meta.items():
+        out.print(f"  {key}: {value}")
+
+
+@models.command("pull")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download and convert again even if present.")
+@handle_errors
+def pull_cmd(name: str, force: bool) -> None:
+    """Download registered weights (checksum verified) and convert them into the cache."""
+    from vidcolor.models.importers import pull_weights
+
+    result, verified = pull_weights(name, force=force, progress=None if not STATE.quiet else False)
+    if not verified:
+        warn(f"no published sha256 for {name!r}: trusting this download (sha256 {result.sha256}, recorded in "
+             f"{result.folder / 'config.json'})")
+    click.echo(f"{name}: installed in {result.folder}")
+
+
+@models.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Name for the weights and the style (e.g. my_look).")
+@click.option("--arch", default=None, help="unet | resnet | eccv16 | siggraph17 | unet_256 | unet_128 | "
+                                           "resnet_9blocks | resnet_6blocks (default: detected from the keys).")
+@click.option("--task", type=click.Choice(["colorize", "stylize"]), default=None,
+              help="Default: from the channels (1->2 colorize, 3->3 stylize).")
+@click.option("--force", is_flag=True, help="Replace existing weights of that name.")
+@handle_errors
+def import_cmd(path: Path, name: str, arch: str | None, task: str | None, force: bool) -> None:
+    """Convert a checkpoint (.pth) into vidcolor weights and a style of the same name.
+
+    Only plain tensors are read (torch.load weights_only=True): pickles that would run code are refused.
+    """
+    from vidcolor.models.importers import import_checkpoint
+
+    result = import_checkpoint(path, name=name, arch=arch, task=task, overwrite=force)
+    click.echo(f"{name}: {result.task} weights ({result.arch}, {result.kwargs}) in {result.folder}")
+    if result.style_path:
+        click.echo(f"style written to {result.style_path}: vidcolor run VIDEO --style {name}")
