@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tests.conftest import shared_data_dir
 
@@ -35,7 +34,7 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 def decode(path: Path, count: int, size: tuple[int, int] | None = None, start: int = 0) -> torch.Tensor:
     """Frames ``start .. start+count-1`` of a video as (T, 3, H, W) float32 in [0, 1], optionally
-    area-resized to ``size = (H, W)``."""
+    area-resized (per frame, on uint8) to ``size = (H, W)``."""
     import av
 
     frames = []
@@ -45,9 +44,11 @@ def decode(path: Path, count: int, size: tuple[int, int] | None = None, start: i
                 continue
             if len(frames) == count:
                 break
-            frames.append(fr.to_ndarray(format="rgb24"))
-    x = to_tensor(np.stack(frames).astype(np.float32) / 255.0)
-    return F.interpolate(x, size=size, mode="area") if size is not None else x
+            rgb = fr.to_ndarray(format="rgb24")
+            if size is not None:
+                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            frames.append(rgb)
+    return to_tensor(np.stack(frames).astype(np.float32) / 255.0)
 
 
 @pytest.fixture(scope="session")

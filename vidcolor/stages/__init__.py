@@ -2,6 +2,7 @@
 
 from vidcolor.stages.base import STAGES, Chunk, Stage, StageContext, build_stage, register_stage
 from vidcolor.stages import grade  # noqa: F401  (registers "grade")
+from vidcolor.stages import stabilize  # noqa: F401  (registers "stabilize")
 from vidcolor.stages import colorize  # noqa: F401  (registers "colorize")
 from vidcolor.stages import stylize  # noqa: F401  (registers "stylize")
 
