@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vidcolor.cli.run:run", "Colorize or stylize one video."),
     "probe": ("vidcolor.cli.probe:probe", "Show streams, timing, size and colour tags of a video."),
     "styles": ("vidcolor.cli.styles:styles", "List the available styles."),
+    "eval": ("vidcolor.cli.eval:eval_cmd", "Measure temporal stability and colour of an output video."),
     "models": ("vidcolor.cli.models:models", "List, download and import model weights."),
 }
 
