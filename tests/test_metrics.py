@@ -7,9 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from tests.flow.conftest import bedroom, data_dir, kodak  # noqa: F401  (fixtures)
+from tests.flow.conftest import load_bedroom, load_kodak
 from vidcolor import metrics
 from vidcolor.flow import DISFlow
+
+
+@pytest.fixture
+def kodak() -> np.ndarray:
+    return load_kodak()
+
+
+@pytest.fixture
+def bedroom() -> torch.Tensor:
+    return load_bedroom()
 
 
 class ExactFlow:
@@ -162,7 +172,7 @@ def test_ciede2000_agrees_with_scikit_image(kodak):
     la, lb = rgb2lab(a), rgb2lab(b)
     ours = metrics.delta_e_ciede2000(torch.from_numpy(la).permute(2, 0, 1), torch.from_numpy(lb).permute(2, 0, 1))
     assert np.allclose(ours.numpy(), deltaE_ciede2000(la, lb), atol=1e-6)
-    t = lambda x: torch.from_numpy(x).permute(2, 0, 1)  # noqa: E731
+    t = lambda x: torch.from_numpy(x).permute(2, 0, 1)
     assert metrics.ciede2000(t(a), t(b)) == pytest.approx(deltaE_ciede2000(la, lb).mean(), rel=1e-3)
     assert metrics.ciede2000(t(a), t(a)) == 0.0
     # Sharma et al. 2005 test data, pairs 1 and 17

@@ -9,12 +9,12 @@ and the per-frame curves.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
-import torch
 
 from vidcolor import metrics
 from vidcolor.errors import InputError, VideoError

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -24,8 +24,16 @@ from vidcolor.color import rgb_to_lab
 from vidcolor.flow import FlowEstimator, occlusion_mask, warp
 
 __all__ = [
-    "as_frames", "warping_error", "WarpingErrorMeter", "cdc", "CDCMeter", "colorfulness", "psnr", "ssim",
-    "delta_e_ciede2000", "ciede2000",
+    "CDCMeter",
+    "WarpingErrorMeter",
+    "as_frames",
+    "cdc",
+    "ciede2000",
+    "colorfulness",
+    "delta_e_ciede2000",
+    "psnr",
+    "ssim",
+    "warping_error",
 ]
 
 

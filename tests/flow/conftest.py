@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -51,12 +52,36 @@ def decode(path: Path, count: int, size: tuple[int, int] | None = None, start: i
     return to_tensor(np.stack(frames).astype(np.float32) / 255.0)
 
 
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
+def require_data_dir() -> Path:
     d = shared_data_dir()
     if not d.is_dir():
         pytest.skip(f"shared data not found at {d} (set VIDCOLOR_SHARED_DATA to its folder)")
     return d
+
+
+@functools.cache
+def _kodak() -> np.ndarray:
+    return read_rgb(require_data_dir() / "images" / "color_kodak24" / "kodim05.png")
+
+
+@functools.cache
+def _bedroom() -> torch.Tensor:
+    return decode(require_data_dir() / "videos" / "sam2_bedroom.mp4", 12, size=(270, 480))
+
+
+def load_kodak() -> np.ndarray:
+    """Kodak photo 768x512, (H, W, 3) float32 (a copy: tests may modify it)."""
+    return _kodak().copy()
+
+
+def load_bedroom() -> torch.Tensor:
+    """First 12 frames of sam2_bedroom.mp4 (real handheld footage), area-downscaled to 270x480."""
+    return _bedroom().clone()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return require_data_dir()
 
 
 @pytest.fixture(scope="session")
@@ -66,13 +91,6 @@ def sintel(data_dir: Path) -> list[np.ndarray]:
     return [read_rgb(folder / f"frame_{i:04d}.png") for i in (16, 17)]
 
 
-@pytest.fixture(scope="session")
-def kodak(data_dir: Path) -> np.ndarray:
-    """Kodak photo 768x512, (H, W, 3) float32."""
-    return read_rgb(data_dir / "images" / "color_kodak24" / "kodim05.png")
-
-
-@pytest.fixture(scope="session")
-def bedroom(data_dir: Path) -> torch.Tensor:
-    """First 12 frames of sam2_bedroom.mp4 (real handheld footage), area-downscaled to 270x480."""
-    return decode(data_dir / "videos" / "sam2_bedroom.mp4", 12, size=(270, 480))
+@pytest.fixture
+def kodak() -> np.ndarray:
+    return load_kodak()

@@ -82,10 +82,10 @@ def test_resize_flow_scales_vectors():
 def _lai_detect_occlusion(fw_flow: np.ndarray, bw_flow: np.ndarray) -> np.ndarray:
     """Lai et al.'s ``utils.detect_occlusion`` (fast_blind_video_consistency), re-typed in numpy with
     their argument names; (H, W, 2) flows; returns 1 = occluded. Their Resample2d warp is our warp."""
-    t = lambda a: torch.from_numpy(a.transpose(2, 0, 1)[None].copy())  # noqa: E731
+    t = lambda a: torch.from_numpy(a.transpose(2, 0, 1)[None].copy())
     fw_flow_w = warp(t(fw_flow), t(bw_flow))[0].numpy().transpose(1, 2, 0)
     fb_flow_sum = fw_flow_w + bw_flow
-    mag = lambda f: f[:, :, 0] ** 2 + f[:, :, 1] ** 2  # noqa: E731
+    mag = lambda f: f[:, :, 0] ** 2 + f[:, :, 1] ** 2
     mask1 = mag(fb_flow_sum) > 0.01 * (mag(fw_flow_w) + mag(bw_flow)) + 0.5
     h, w = bw_flow.shape[:2]
     du, dv = np.zeros((h, w, 2), np.float32), np.zeros((h, w, 2), np.float32)
@@ -105,7 +105,7 @@ def test_occlusion_mask_matches_lai_et_al_reference():
     rng = np.random.default_rng(0)
     fw += rng.normal(0, 0.005, fw.shape).astype(np.float32)
     bw += rng.normal(0, 0.005, bw.shape).astype(np.float32)
-    t = lambda a: torch.from_numpy(a.transpose(2, 0, 1)[None].copy())  # noqa: E731
+    t = lambda a: torch.from_numpy(a.transpose(2, 0, 1)[None].copy())
     ours = occlusion_mask(t(fw), t(bw))[0, 0].numpy()
     # compute_flow_occlusion.py: the mask of frame t-1 is detect_occlusion(bw_flow, fw_flow).
     theirs = 1 - _lai_detect_occlusion(bw, fw)

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.flow.conftest import bedroom, data_dir, decode, kodak  # noqa: F401  (fixtures)
+from tests.flow.conftest import decode, load_bedroom, load_kodak, require_data_dir
 from vidcolor.color import lab_to_rgb, rgb_to_lab
 from vidcolor.errors import InputError
 from vidcolor.flow import DISFlow
 from vidcolor.metrics import psnr, warping_error
 from vidcolor.stages import Chunk, StageContext, build_stage
 from vidcolor.stages.stabilize import Stabilize
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return require_data_dir()
+
+
+@pytest.fixture
+def kodak() -> np.ndarray:
+    return load_kodak()
+
+
+@pytest.fixture
+def bedroom() -> torch.Tensor:
+    return load_bedroom()
 
 
 def run(stage: Stabilize, frames: torch.Tensor, source: torch.Tensor | None, chunk: int = 8, start: int = 0) -> torch.Tensor:

@@ -93,7 +93,7 @@ def load_raft_state_dict(size: str = "small", weights: Any = None, *, allow_down
             try:
                 state = torch.hub.load_state_dict_from_url(entry.url, model_dir=str(target), map_location="cpu",
                                                            progress=progress, check_hash=True, weights_only=True)
-            except Exception as exc:  # URLError, HTTPError, hash mismatch (RuntimeError), ...
+            except Exception as exc:  # noqa: BLE001  (URLError, HTTPError, hash mismatch: all one message)
                 raise WeightsError(
                     f"RAFT-{size} weights {weights_filename(size, weights)} are not cached and the download from "
                     f"{entry.url} failed ({type(exc).__name__}: {exc}); put the file in {target} or use --flow dis"
@@ -101,7 +101,7 @@ def load_raft_state_dict(size: str = "small", weights: Any = None, *, allow_down
             return state, str(target / weights_filename(size, weights))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (zip, pickle and unpickling errors: all one message)
         raise WeightsError(f"{path}: cannot read RAFT weights ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a state dict, got {type(state).__name__}")

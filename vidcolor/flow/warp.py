@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["warp", "occlusion_mask", "resize_flow", "flow_gradients"]
+__all__ = ["flow_gradients", "occlusion_mask", "resize_flow", "warp"]
 
 
 def _check_flow(flow: torch.Tensor, name: str = "flow") -> None:

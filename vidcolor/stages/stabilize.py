@@ -202,7 +202,7 @@ class Stabilize(Stage):
                 "scene_cuts": list(self.scene_cuts)}
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Stabilize":
+    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> Stabilize:
         """Style table params plus ``ctx.overrides``: ``temporal`` (float in [0, 1], replaces
         ``strength``; 0 turns the stage into a pass-through) and ``flow`` (estimator name)."""
         params = dict(params)
