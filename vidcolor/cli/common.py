@@ -25,9 +25,13 @@ def abort(message: str, code: int = 1) -> NoReturn:
 
 
 def console(stderr: bool = True):
+    """A rich console; when not writing to a terminal (pipes, logs, CI) use 140 columns, not
+    rich's 80, so tables stay readable in files."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 140
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def warn(message: str) -> None:
