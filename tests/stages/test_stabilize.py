@@ -18,7 +18,7 @@ from vidcolor.stages import Chunk, StageContext, build_stage
 from vidcolor.stages.stabilize import Stabilize
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def data_dir() -> Path:
     return require_data_dir()
 
