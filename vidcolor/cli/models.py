@@ -72,7 +72,7 @@ def list_cmd(as_json: bool) -> None:
     table = Table()
     for col in ("name", "task", "arch", "source", "status", "params"):
         table.add_column(col, no_wrap=True)
-    table.add_column("description", overflow="ellipsis", no_wrap=True, max_width=60)
+    table.add_column("description", ratio=1)
     for r in rows:
         params = f"{r['params'] / 1e6:.1f}M" if r["params"] else "?"
         table.add_row(r["name"], r["task"], r["arch"], r["source"], r["status"], params, r["description"])
