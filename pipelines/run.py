@@ -135,12 +135,23 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
         overrides: dict[str, Any] | None = None, device: str | None = None, overwrite: bool = False,
         encoder: str = "pyav", codec: str = "libx264", crf: int | None = 18, pix_fmt: str | None = None,
         encoder_options: dict[str, str] | None = None, chunk_size: int = 8,
-        progress: ProgressFn | None = None, quiet: bool = True) -> RunReport:
-    """Colorize or stylize ``input_path`` into ``output_path`` with ``style``; see the module docstring."""
+        progress: ProgressFn | None = None, quiet: bool = True, resumable: bool | None = None) -> RunReport:
+    """Colorize or stylize ``input_path`` into ``output_path`` with ``style``; see the module docstring.
+
+    ``resumable``: write crash-safe segments and resume them on the next call (``pipelines/segments.py``);
+    None turns it on for inputs of at least ``segments.RESUMABLE_MIN_SECONDS`` (10 minutes)."""
     started = time.perf_counter()
     bound_heap()
     # 1. probe: missing, empty, corrupt, audio-only files fail here with a one-line VideoError.
     meta = probe(input_path)
+    if resumable is not False:
+        from vidcolor.pipelines import segments  # imported here: segments imports this module
+
+        if resumable or segments.is_long(meta):
+            return segments.run_resumable(input_path, output_path, style, meta=meta, overrides=overrides,
+                                          device=device, overwrite=overwrite, encoder=encoder, codec=codec, crf=crf,
+                                          pix_fmt=pix_fmt, encoder_options=encoder_options, chunk_size=chunk_size,
+                                          progress=progress)
     # 2. output path
     style_obj = style if isinstance(style, Style) else get_style(style)
     output = Path(output_path) if output_path else default_output(input_path, style_obj.name)

@@ -13,6 +13,7 @@ from vidcolor.cli.common import STATE
 # name -> "module:attribute"; each module holds one thin click command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vidcolor.cli.run:run", "Colorize or stylize one video."),
+    "batch": ("vidcolor.cli.batch:batch", "Process every video of a folder tree (rerunnable, parallel, Ray)."),
     "probe": ("vidcolor.cli.probe:probe", "Show streams, timing, size and colour tags of a video."),
     "styles": ("vidcolor.cli.styles:styles", "List the available styles."),
     "eval": ("vidcolor.cli.eval:eval_cmd", "Measure temporal stability and colour of an output video."),
