@@ -50,8 +50,9 @@ def connect(address: str | None = None) -> bool:
         return False
     try:
         if address in (None, "", "local"):
+            # A local instance talks over loopback only: nothing listens on the machine's network address.
             ray.init(address="local", num_cpus=cpu_count(), include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+                     configure_logging=False, _node_ip_address="127.0.0.1")
             return True
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:

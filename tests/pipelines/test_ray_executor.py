@@ -20,7 +20,8 @@ ray = pytest.importorskip("ray", reason="Ray is the optional extra vidcolor[ray]
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray instance with 2 CPUs in this process; the CLI, run in-process, attaches to it."""
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, _node_ip_address="127.0.0.1")
     yield ray.cluster_resources()
     ray.shutdown()
 
