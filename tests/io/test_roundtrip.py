@@ -142,3 +142,35 @@ def test_reader_chunks_and_start_frame(tmp_path):
         chunks = list(r.chunks(6))
     assert [c.index for c in chunks] == [7, 13, 19] and [len(c) for c in chunks] == [6, 6, 1]
     assert np.array_equal(np.concatenate([c.frames for c in chunks]), all_frames[7:])
+
+
+@pytest.mark.parametrize("ext,pts", [(".mp4", None), (".mkv", [0, 40, 90, 120, 200, 240, 260, 330, 400, 420, 500, 560,
+                                                                 600, 650, 700, 720, 800, 840, 900, 950])])
+def test_reader_seeks_to_start_frame(tmp_path, ext, pts):
+    """start_frame seeks to a keyframe and then counts frames by pts: same frames, same indices
+    as decoding from the start (keyframe every 4 frames so the seek really skips)."""
+    import av as _av
+
+    src = tmp_path / f"in{ext}"
+    c = _av.open(str(src), "w")
+    v = c.add_stream("libx264", rate=24, options={"x264-params": "keyint=4:min-keyint=4:scenecut=0"})
+    v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+    tb = Fraction(1, 1000) if pts else Fraction(1, 24)
+    v.time_base = tb
+    from tests.conftest import natural_frames
+
+    for i, img in enumerate(natural_frames(20, 64, 96)):
+        f = _av.VideoFrame.from_ndarray(img, format="rgb24")
+        f.pts, f.time_base = (pts[i] if pts else i), tb
+        for p in v.encode(f):
+            c.mux(p)
+    for p in v.encode():
+        c.mux(p)
+    c.close()
+    with VideoReader(src) as r:
+        full = list(r.frames())
+    for start in (1, 9, 13, 19):
+        with VideoReader(src, start_frame=start) as r:
+            got = list(r.frames())
+        assert [(i, p) for i, p, _ in got] == [(i, p) for i, p, _ in full[start:]]
+        assert all(np.array_equal(a[2], b[2]) for a, b in zip(got, full[start:]))

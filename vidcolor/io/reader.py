@@ -7,6 +7,7 @@ the film is. Decoder failures become ``VideoError`` naming the file and the fram
 
 from __future__ import annotations
 
+import bisect
 import queue
 import threading
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ class VideoReader:
             tb = stream.time_base
             step = max(1, round(1 / (float(self.meta.frame_rate) * float(tb)))) if tb else 1
             last_pts: int | None = None
+            all_pts = self._seek(container, stream) if self.start_frame > 0 else None
             for frame in container.decode(stream):
                 if self._stop.is_set():
                     return
@@ -115,6 +117,8 @@ class VideoReader:
                 if pts is None:  # raw streams without timestamps: synthesise a constant rate
                     pts = (last_pts + step) if last_pts is not None else 0
                 last_pts = pts
+                if all_pts is not None:  # after a seek the index comes from the frame's pts
+                    index = bisect.bisect_left(all_pts, pts)
                 if index >= self.start_frame:
                     rgb = upright(frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None),
                                  self.meta.rotation)
@@ -137,6 +141,24 @@ class VideoReader:
             self._put(VideoError(f"{self.path}: decoding failed at frame {index}: {exc}"))
         finally:
             container.close()
+
+    def _seek(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[int] | None:
+        """Seek to the keyframe at or before ``start_frame``; return every frame's pts in order, so a
+        decoded frame's index is its position in that list (exact for variable frame rate too).
+
+        Reading packet headers is cheap next to decoding the frames before the start (resuming a
+        two-hour film decodes a few frames instead of the whole first part). Returns None, after
+        rewinding, when the file's timestamps cannot index its frames (then every frame is decoded)."""
+        try:
+            all_pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+            if len(all_pts) <= self.start_frame or len(set(all_pts)) != len(all_pts):
+                container.seek(0)
+                return None
+            container.seek(all_pts[self.start_frame], stream=stream, backward=True, any_frame=False)
+            return all_pts
+        except av.error.FFmpegError:
+            container.seek(0)
+            return None
 
     def _start(self) -> None:
         if self._thread is None:
