@@ -22,8 +22,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(_vc_hash)" ]; then
     echo "vidcolor: installing vidcolor and its dependencies into $VENV..." >&2
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2 || true
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" >&2
+    LOG="$VENV/install.log"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip >"$LOG" 2>&1 || true
+    if ! "$VENV/bin/python" -m pip install -e "$ROOT[dev]" >>"$LOG" 2>&1; then
+        tail -n 30 "$LOG" >&2
+        echo "vidcolor: installation failed (full log: $LOG)" >&2
+        exit 1
+    fi
     _vc_hash > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -107,18 +107,133 @@ def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
     return {"frames": rep.frames, "seconds": time.perf_counter() - t}
 
 
-CASES = {"decode": case_decode, "transcode": case_transcode, "run": case_run}
+def case_model(arch: str, kwargs: str, height: str, width: str, batch: str = "4", precision: str = "fp32") -> dict:
+    """Model-only fps: forward passes of ``arch`` on (batch, C, H, W) random input (padded as the
+    stage pads), after a warm-up. Weights are random: compute does not depend on their values."""
+    import torch
+
+    from vidcolor.models.networks import pad_to_multiple
+    from vidcolor.models.registry import build_model
+    from vidcolor.models.runtime import autocast, resolve_precision
+
+    torch.manual_seed(0)
+    model = build_model(arch, **json.loads(kwargs)).eval()
+    cin = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+    h, w, b = int(height), int(width), int(batch)
+    x, _ = pad_to_multiple(torch.rand(b, cin, h, w) * 2 - 1, int(getattr(model, "size_multiple", 1)))
+    dtype = resolve_precision(precision, torch.device("cpu"))
+    with torch.inference_mode(), autocast(torch.device("cpu"), dtype):
+        model(x)
+        n, t = 0, time.perf_counter()
+        while n < 2 * b or (n < 16 * b and time.perf_counter() - t < 3.0):
+            model(x)
+            n += b
+    return {"frames": n, "seconds": time.perf_counter() - t, "params": sum(p.numel() for p in model.parameters())}
+
+
+def _real_frames(n: int, height: int = 480, width: int = 854):
+    import torch
+    import torch.nn.functional as F
+
+    from vidcolor.io.reader import VideoReader
+
+    clip = SHARED / "videos/sam2_04_coffee.mp4"  # eval split: measuring only
+    frames = []
+    with VideoReader(clip) as r:
+        for i, _, rgb in r.frames():
+            if i >= n:
+                break
+            frames.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
+    return F.interpolate(torch.stack(frames), size=(height, width), mode="area").clamp(0, 1)
+
+
+def case_stabilizer(n: str = "48") -> dict:
+    """Stabilizer cost per frame at 854x480 (DIS flow), chunks of 8, on a real clip."""
+    import torch
+
+    from vidcolor.stages.base import Chunk
+    from vidcolor.stages.stabilize import Stabilize
+
+    x = _real_frames(int(n))
+    st = Stabilize(strength=0.6, flow="dis")
+    with torch.inference_mode():
+        st(Chunk(frames=x[:8], index=0, source=x[:8]))
+        st.reset()
+        t = time.perf_counter()
+        for i in range(0, len(x), 8):
+            st(Chunk(frames=x[i:i + 8], index=i, source=x[i:i + 8]))
+    return {"frames": len(x), "seconds": time.perf_counter() - t}
+
+
+def case_temporal_quality(n: str = "48") -> dict:
+    """Warping error (Lai et al. 2018) of a flickering per-frame colouring with and without the
+    stabilizer, in one run. The "per-frame model output" is the clip's true colour with a random
+    chroma shift per frame (the flicker a frame-by-frame colorizer shows); the stabilizer sees the
+    grey input as source, as in `run --style colorize`."""
+    import torch
+
+    from vidcolor.color import lab_to_rgb, rgb_to_lab
+    from vidcolor.flow import DISFlow
+    from vidcolor.metrics import cdc, psnr, warping_error
+    from vidcolor.stages.base import Chunk
+    from vidcolor.stages.stabilize import Stabilize
+
+    truth = _real_frames(int(n), 240, 427)
+    g = torch.Generator().manual_seed(0)
+    lab = rgb_to_lab(truth)
+    shift = torch.randn(len(truth), 2, 1, 1, generator=g) * 6.0
+    flicker = lab_to_rgb(torch.cat([lab[:, :1], lab[:, 1:] + shift], 1))
+    grey = lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], 1))
+    st = Stabilize(strength=0.8, flow="dis")
+    t = time.perf_counter()
+    with torch.inference_mode():
+        out = torch.cat([st(Chunk(frames=flicker[i:i + 8], index=i, source=grey[i:i + 8])).frames
+                         for i in range(0, len(truth), 8)])
+    seconds = time.perf_counter() - t
+    est = DISFlow()
+    return {"frames": len(truth), "seconds": seconds,
+            "warping_error_truth": warping_error(truth, grey, est)[0],
+            "warping_error_per_frame": warping_error(flicker, grey, est)[0],
+            "warping_error_stabilized": warping_error(out, grey, est)[0],
+            "cdc_per_frame": cdc(flicker), "cdc_stabilized": cdc(out),
+            "psnr_per_frame": psnr(flicker, truth), "psnr_stabilized": psnr(out, truth)}
+
+
+
+def _vm_hwm_mib() -> float:
+    """This process's own peak RSS (VmHWM, reset at exec), so a parent's memory never counts."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_main(argv: list[str]) -> None:
     name, *args = argv
-    res = CASES[name](*args)
+    res = CASES[name](*args)  # noqa: F821 (defined at the bottom, after every case)
+    res["peak_rss_mib"] = _vm_hwm_mib()
     print("RESULT " + json.dumps(res))
 
 
-def measure(name: str, *args: str) -> dict:
-    """Run a case in a fresh interpreter; return its result plus fps and peak RSS (MiB)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", name, *args], stdout=subprocess.PIPE, text=True)
+def measure(name: str, *args: str, env: dict | None = None, watch: Path | None = None) -> dict:
+    """Run a case in a fresh interpreter; return its result plus fps and peak RSS (MiB).
+    ``watch``: a folder (the child's TMPDIR) polled during the run; the most files seen in it is
+    reported, to show no frames go to disk."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", name, *args], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    most = 0
+    if watch is not None:
+        import threading
+
+        def poll() -> None:
+            nonlocal most
+            while proc.poll() is None:
+                most = max(most, sum(1 for _ in watch.rglob("*")))
+                time.sleep(0.05)
+
+        threading.Thread(target=poll, daemon=True).start()
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -126,45 +241,145 @@ def measure(name: str, *args: str) -> dict:
         raise SystemExit(f"bench case {name} {args} failed with code {proc.returncode}")
     res = json.loads([line for line in out.splitlines() if line.startswith("RESULT ")][-1][7:])
     res["fps"] = res["frames"] / res["seconds"]
-    res["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
+    if watch is not None:
+        res["tmp_files_seen"] = most
     return res
+
+
+# Models timed at the working size a 854x480 input gets with render_size 256 (256x455).
+ANCHORS = {  # the peers' reference generators, built by our upstream-compatible classes
+    "anchor pix2pix unet_256 @256x256": ("unet", {"input_nc": 3, "output_nc": 3, "num_downs": 8, "ngf": 64,
+                                                   "norm": "batch"}, 256, 256),
+    "anchor CycleGAN resnet_9blocks @256x256": ("resnet", {"input_nc": 3, "output_nc": 3, "n_blocks": 9, "ngf": 64,
+                                                          "norm": "instance"}, 256, 256),
+}
+
+
+def style_models() -> dict[str, tuple[str, dict, int, int]]:
+    """The model of every model style, at the working size of an 854x480 frame (render 256)."""
+    from vidcolor.models.weights import WEIGHTS
+    from vidcolor.styles import available_styles
+
+    found = {}
+    for name, style in sorted(available_styles().items()):
+        for st in style.stages:
+            if st["type"] in ("colorize", "stylize") and st.get("weights", "colorize") in WEIGHTS:
+                e = WEIGHTS[st.get("weights", "colorize")]
+                rs = int(st.get("render_size", 256))
+                found[f"model {e.name} ({e.arch}) @{rs}x{round(rs * 854 / 480)}"] = (e.arch, dict(e.kwargs), rs,
+                                                                                    round(rs * 854 / 480))
+    return found
+
+
+def case_weights(home: str) -> dict:
+    """Random-init weights under the registry names, in a scratch VIDCOLOR_HOME: the compute of a
+    model does not depend on its weights, so end-to-end speed is measured without downloads.
+    Weights that ship inside the package are used as they are."""
+    import torch
+
+    from vidcolor.models.pretrained import package_dir, save_pretrained
+    from vidcolor.models.registry import build_model
+    from vidcolor.models.weights import WEIGHTS
+
+    torch.manual_seed(0)
+    t = time.perf_counter()
+    names = [n for n in WEIGHTS if not (package_dir() / n).is_dir()]
+    for name in names:
+        e = WEIGHTS[name]
+        save_pretrained(build_model(e.arch, **e.kwargs), Path(home) / "weights" / name,
+                        {**e.config(), "meta": {"note": "random init, for speed measurement only"}})
+    return {"frames": len(names), "seconds": time.perf_counter() - t, "random_init": names}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--quick", action="store_true", help="shorter clips (2 s and 20 s instead of 5 s and 50 s)")
-    ap.add_argument("--styles", default="noir,sepia", help="comma-separated styles to time end to end")
+    ap.add_argument("--styles", default="noir,sepia,colorize",
+                    help="comma-separated styles to time end to end (model styles get random-init weights)")
+    ap.add_argument("--skip-models", action="store_true", help="skip model-only timings")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
     args = ap.parse_args()
     short_s = 2.0 if args.quick else 5.0
-    results: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                                 "python": platform.python_version()}, "cases": {}}
+    styles = [s for s in args.styles.split(",") if s]
+    results: dict = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+                     "cases": {}}
+
+    def record(key: str, res: dict) -> None:
+        results["cases"][key] = res
+        extra = f" tmp files {res['tmp_files_seen']}" if "tmp_files_seen" in res else ""
+        print(f"{key:<58} {res['frames']:>6} frames {res['fps']:>8.1f} fps {res['peak_rss_mib']:>7.0f} MiB{extra}",
+              flush=True)
+
     with tempfile.TemporaryDirectory(prefix="vidcolor-bench-") as tmp:
         tmp_p = Path(tmp)
         short = make_bench_clip(tmp_p / "short.mp4", short_s)
         long = make_bench_clip(tmp_p / "long.mp4", short_s * 10)
-        rows = []
-
-        def record(key: str, res: dict) -> None:
-            results["cases"][key] = res
-            rows.append((key, res["frames"], res["fps"], res["peak_rss_mib"]))
-            print(f"{key:<40} {res['frames']:>6} frames {res['fps']:>8.1f} fps {res['peak_rss_mib']:>8.0f} MiB",
-                  flush=True)
+        home = tmp_p / "home"
+        results["random_init_weights"] = measure("weights", str(home))["random_init"]
+        env = {"VIDCOLOR_HOME": str(home)}
 
         record("decode 854x480", measure("decode", str(long)))
         record("decode+encode 854x480 (no stage)", measure("transcode", str(long), str(tmp_p / "t.mp4")))
-        for style in [s for s in args.styles.split(",") if s]:
-            for label, clip in (("short", short), ("long", long)):
-                record(f"run {style} 854x480 {label}", measure("run", str(clip), str(tmp_p / f"{style}.mp4"), style))
-        ratios = {}
-        for style in [s for s in args.styles.split(",") if s]:
-            s, l = results["cases"][f"run {style} 854x480 short"], results["cases"][f"run {style} 854x480 long"]
-            ratios[f"{style}: peak RSS long/short (10x frames)"] = l["peak_rss_mib"] / s["peak_rss_mib"]
-        results["ratios"] = ratios
-        for k, v in ratios.items():
-            print(f"{k:<50} {v:.3f}")
+        if not args.skip_models:
+            for key, (arch, kw, h, w) in {**ANCHORS, **style_models()}.items():
+                record(key, measure("model", arch, json.dumps(kw), str(h), str(w)))
+                if "anchor" not in key:
+                    record(key + " bf16", measure("model", arch, json.dumps(kw), str(h), str(w), "4", "bf16"))
+        if SHARED.is_dir():
+            record("stabilizer 854x480 (DIS)", measure("stabilizer"))
+            record("temporal quality 427x240 (proxy flicker)", measure("temporal"))
+        for style in styles:
+            variants = [("", "{}")]
+            if style == "colorize":
+                variants.append((" --temporal 0", json.dumps({"overrides": {"temporal": 0}})))
+            for suffix, extra in variants:
+                extra_d = json.loads(extra)
+                extra_d["device"] = args.device
+                for label, clip in (("short", short), ("long", long)):
+                    watch = tmp_p / f"tmpdir-{style}-{label}{suffix.strip()}"
+                    watch.mkdir()
+                    record(f"run {style}{suffix} 854x480 {label}",
+                           measure("run", str(clip), str(tmp_p / f"{style}.mp4"), style, json.dumps(extra_d),
+                                   env={**env, "TMPDIR": str(watch)}, watch=watch))
+        results["ratios"] = ratios(results["cases"], styles)
+        for k, v in results["ratios"].items():
+            print(f"{k:<70} {v:.3f}")
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
+
+
+def ratios(cases: dict, styles: list[str]) -> dict:
+    r = {}
+    for style in styles:
+        for suffix in ("", " --temporal 0"):
+            s, l = cases.get(f"run {style}{suffix} 854x480 short"), cases.get(f"run {style}{suffix} 854x480 long")
+            if s and l:
+                r[f"{style}{suffix}: peak RSS long/short (10x frames)"] = l["peak_rss_mib"] / s["peak_rss_mib"]
+    anchor = cases.get("anchor pix2pix unet_256 @256x256")
+    col = cases.get("run colorize 854x480 long")
+    if anchor and col:
+        r["colorize end-to-end fps / unet_256 model-only fps"] = col["fps"] / anchor["fps"]
+    if col:
+        model = next((v for k, v in cases.items() if k.startswith("model colorize (") and not k.endswith("bf16")), None)
+        stages = [v["fps"] for v in (cases.get("decode 854x480"), cases.get("stabilizer 854x480 (DIS)"), model) if v]
+        if stages:
+            r["colorize end-to-end fps / slowest stage standalone fps"] = col["fps"] / min(stages)
+    return r
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+CASES = {"weights": case_weights, "decode": case_decode, "transcode": case_transcode, "run": case_run, "model": case_model,
+         "stabilizer": case_stabilizer, "temporal": case_temporal_quality}
 
 
 if __name__ == "__main__":
