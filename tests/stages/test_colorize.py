@@ -76,8 +76,15 @@ def test_from_config_reads_overrides(colorizer: Path, tmp_path: Path) -> None:
         Colorize(weights=str(sty))
 
 
-def test_bf16_on_cpu_only_when_asked(colorizer: Path) -> None:
-    assert Colorize(weights=str(colorizer)).dtype is None  # auto on CPU: fp32
+def test_precision_auto_follows_the_hardware(colorizer: Path, monkeypatch) -> None:
+    import vidcolor.models.runtime as runtime
+
+    # auto on CPU: bf16 only where the CPU computes it natively, else fp32
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert Colorize(weights=str(colorizer)).dtype is None
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert Colorize(weights=str(colorizer)).dtype == torch.bfloat16
+    assert Colorize(weights=str(colorizer), precision="fp32").dtype is None
     stage = Colorize(weights=str(colorizer), render_size=32, precision="bf16")
     assert stage.dtype == torch.bfloat16
     x = grey(1, 40, 56)

@@ -38,18 +38,30 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX): there bf16 autocast roughly
+    doubles convolution throughput (bin/bench: U-Net at 256x455, 8.3 -> 17.3 fps on 2 cores)."""
+    try:
+        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for plain fp32.
 
-    ``auto``: fp16 autocast on CUDA (tensor cores), fp32 elsewhere; CPU bf16 only when asked,
-    because CPUs without AMX/AVX512-BF16 run it slower than fp32.
+    ``auto``: fp16 autocast on CUDA (tensor cores); bf16 on CPUs with native bf16 (AVX512-BF16/AMX);
+    fp32 on other CPUs, which emulate bf16 slower than fp32.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return None
     if precision == "auto":
-        return torch.float16 if device.type == "cuda" else None
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
     return torch.float16 if precision == "fp16" else torch.bfloat16
 
 
