@@ -260,14 +260,18 @@ def style_models() -> dict[str, tuple[str, dict, int, int]]:
     from vidcolor.models.weights import WEIGHTS
     from vidcolor.styles import available_styles
 
-    found = {}
+    found: dict[str, tuple[str, dict, int, int]] = {}
+    seen: set[str] = set()
     for name, style in sorted(available_styles().items()):
         for st in style.stages:
             if st["type"] in ("colorize", "stylize") and st.get("weights", "colorize") in WEIGHTS:
                 e = WEIGHTS[st.get("weights", "colorize")]
                 rs = int(st.get("render_size", 256))
-                found[f"model {e.name} ({e.arch}) @{rs}x{round(rs * 854 / 480)}"] = (e.arch, dict(e.kwargs), rs,
-                                                                                    round(rs * 854 / 480))
+                spec = (e.arch, dict(e.kwargs), rs, round(rs * 854 / 480))
+                key = json.dumps(spec, sort_keys=True)
+                if key not in seen:  # styles sharing an architecture and size are timed once
+                    seen.add(key)
+                    found[f"model {e.name} ({e.arch}) @{spec[2]}x{spec[3]}"] = spec
     return found
 
 

@@ -99,3 +99,38 @@ def merge_lab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     if L.shape[-2:] != ab.shape[-2:]:
         raise ValueError(f"L and ab must have the same size, got {tuple(L.shape[-2:])} and {tuple(ab.shape[-2:])}")
     return lab_to_rgb(torch.cat([L, ab], dim=-3))
+
+
+def rgb_to_lightness(rgb: torch.Tensor) -> torch.Tensor:
+    """CIE L* ``(*, 1, H, W)`` in [0, 100] of sRGB ``(*, 3, H, W)`` in [0, 1]: the L channel of
+    ``rgb_to_lab`` without computing a and b (a third of the work)."""
+    _check(rgb, "rgb")
+    w = _RGB2XYZ[1].to(device=rgb.device, dtype=rgb.dtype).view(3, 1, 1)
+    y = (srgb_to_linear(rgb.clamp(0, 1)) * w).sum(dim=-3, keepdim=True)
+    fy = torch.where(y > _EPS**3, y.clamp(min=_EPS**3) ** (1 / 3), y / (3 * _EPS**2) + 4 / 29)
+    return 116 * fy - 16
+
+
+def lab_to_rgb_keep_lightness(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(L ``(*, 1, H, W)``, ab ``(*, 2, H, W)``) -> sRGB ``(*, 3, H, W)`` in [0, 1] whose L* is exactly ``L``.
+
+    Colours outside the sRGB gamut are not clipped per channel (that changes lightness: a clipped
+    saturated red gets darker): they are moved towards the grey of the same luminance Y in linear
+    RGB, ``lin' = Y + t (lin - Y)`` with the largest ``t <= 1`` that fits, which keeps Y, hence L*,
+    exactly, and keeps the hue direction in linear RGB. One pass, no iteration.
+    """
+    if L.shape[-2:] != ab.shape[-2:]:
+        raise ValueError(f"L and ab must have the same size, got {tuple(L.shape[-2:])} and {tuple(ab.shape[-2:])}")
+    fy = (L.clamp(0, 100) + 16) / 116
+    f = torch.cat([fy + ab[..., :1, :, :] / 500, fy, fy - ab[..., 1:, :, :] / 200], dim=-3)
+    t = torch.where(f > _EPS, f**3, 3 * _EPS**2 * (f - 4 / 29))
+    white = _WHITE_D65.to(device=L.device, dtype=L.dtype).view(3, 1, 1)
+    lin = _mix(_XYZ2RGB, t * white)
+    y = t[..., 1:2, :, :]  # luminance (Y of the white is 1)
+    # Largest t in [0, 1] per pixel keeping every channel of y + t (lin - y) inside [0, 1].
+    d = lin - y
+    over = torch.where(d > 0, (1 - y) / d.clamp(min=1e-12), torch.full_like(d, 1.0))
+    under = torch.where(d < 0, y / (-d).clamp(min=1e-12), torch.full_like(d, 1.0))
+    scale = torch.minimum(over, under).amin(dim=-3, keepdim=True).clamp(0, 1)
+    lin = (y + scale * d).clamp(0, 1)
+    return linear_to_srgb(lin).clamp(0, 1)

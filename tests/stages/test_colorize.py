@@ -15,7 +15,7 @@ from vidcolor.models.pretrained import save_pretrained
 from vidcolor.models.registry import build_model
 from vidcolor.models.runtime import resize, working_size
 from vidcolor.stages import Chunk, StageContext, build_stage
-from vidcolor.stages.colorize import Colorize, fit_chroma_to_gamut, guided_upsample
+from vidcolor.stages.colorize import Colorize, guided_upsample
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("VIDCOLOR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -90,19 +90,6 @@ def test_precision_auto_follows_the_hardware(colorizer: Path, monkeypatch) -> No
     x = grey(1, 40, 56)
     out = stage.process(Chunk(x, 0)).frames
     assert out.dtype == torch.float32 and (rgb_to_lab(out)[:, :1] - rgb_to_lab(x)[:, :1]).abs().max() < 0.25
-
-
-def test_fit_chroma_to_gamut_keeps_L_and_hue() -> None:
-    torch.manual_seed(0)
-    L = torch.rand(1, 1, 32, 32) * 100
-    ab = (torch.rand(1, 2, 32, 32) * 2 - 1) * 120
-    fitted = fit_chroma_to_gamut(L, ab)
-    rgb_clipped = lab_to_rgb(torch.cat([L, ab], 1))
-    assert (rgb_to_lab(rgb_clipped)[:, :1] - L).abs().max() > 5  # plain clipping would change L a lot
-    assert (rgb_to_lab(lab_to_rgb(torch.cat([L, fitted], 1)))[:, :1] - L).abs().max() < 0.25
-    scale = fitted.norm(dim=1) / ab.norm(dim=1)
-    assert (scale <= 1 + 1e-6).all()
-    torch.testing.assert_close(fitted, ab * scale.unsqueeze(1), atol=1e-3, rtol=1e-3)  # same hue
 
 
 def test_guided_upsampling_sharpens_chroma_edges() -> None:

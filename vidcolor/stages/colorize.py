@@ -9,9 +9,10 @@ Per chunk, in CIE Lab (ARCHITECTURE.md, "Colour handling"):
 3. ab brought to full resolution: bilinear, or guided by full-resolution L (fast guided filter,
    He & Sun 2015, arXiv:1505.00996) which puts chroma edges on luminance edges instead of
    smearing them over ``H / render_size`` pixels (tests measure the gain on real photos).
-4. Merged with the *untouched* full-resolution L. Where L + ab falls outside sRGB, chroma is
-   scaled down at constant L and hue (:func:`fit_chroma_to_gamut`), so clipping never changes
-   luminance: output L equals input L within rounding, and there is no luminance flicker.
+4. Merged with the *untouched* full-resolution L. Where L + ab falls outside sRGB, the colour is
+   moved towards the grey of the same luminance (:func:`vidcolor.color.lab_to_rgb_keep_lightness`,
+   one pass), so clipping never changes luminance: output L equals input L within rounding, and
+   there is no luminance flicker.
 """
 
 from __future__ import annotations
@@ -21,16 +22,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from vidcolor.color import _EPS as _LAB_EPS  # the CIE constants of our own Lab conversion
-from vidcolor.color import _WHITE_D65, _XYZ2RGB, lab_to_rgb, rgb_to_lab
+from vidcolor.color import lab_to_rgb_keep_lightness, rgb_to_lightness
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import load_pretrained
 from vidcolor.models.runtime import (map_batches, pick_device, prepare_model, resize, resolve_precision, run_padded,
                                      working_size)
 from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
-
-_GAMUT_TOL = 1e-4  # linear RGB; ~1e-3 of a code value after the sRGB curve
-
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     # Mean over a (2r+1)^2 window; count_include_pad=False keeps borders unbiased.
@@ -61,46 +58,6 @@ def guided_upsample(src: torch.Tensor, guide_low: torch.Tensor, guide_high: torc
     a = resize(_box(a, radius), size)
     b = resize(_box(b, radius), size)
     return a * guide_high + b
-
-
-def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """Lab ``(*, 3, H, W)`` -> *unclamped* linear sRGB: the gamut test needs the negative values that
-    :func:`vidcolor.color.lab_to_rgb` clamps away. In gamut iff every channel is in [0, 1]."""
-    L, a, b = lab.unbind(-3)
-    fy = (L + 16) / 116
-    f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=-3)
-    t = torch.where(f > _LAB_EPS, f**3, 3 * _LAB_EPS**2 * (f - 4 / 29))
-    xyz = t * _WHITE_D65.to(lab.device, lab.dtype).view(3, 1, 1)
-    return torch.einsum("ij,...jhw->...ihw", _XYZ2RGB.to(lab.device, lab.dtype), xyz)
-
-
-def _in_gamut(lab: torch.Tensor) -> torch.Tensor:
-    lin = lab_to_linear_rgb(lab)
-    return ((lin >= -_GAMUT_TOL) & (lin <= 1 + _GAMUT_TOL)).all(dim=-3)
-
-
-def fit_chroma_to_gamut(L: torch.Tensor, ab: torch.Tensor, iters: int = 8) -> torch.Tensor:
-    """Scale ``ab`` towards 0 where ``(L, ab)`` is outside sRGB, keeping L and hue.
-
-    ``L`` ``(N, 1, H, W)`` in [0, 100], ``ab`` ``(N, 2, H, W)``; returns ab of the same shape. Per
-    out-of-gamut pixel, a bisection on the chroma factor in [0, 1] (``iters`` steps, factor exact to
-    ``2**-iters``); in-gamut pixels are untouched. Plain RGB clipping would instead change L.
-    """
-    bad = ~_in_gamut(torch.cat([L, ab], dim=1))  # (N, H, W)
-    if not bool(bad.any()):
-        return ab
-    lab_px = torch.cat([L, ab], dim=1).permute(0, 2, 3, 1)[bad]  # (P, 3)
-    Lp, abp = lab_px[:, :1], lab_px[:, 1:]
-    lo = torch.zeros_like(Lp)
-    hi = torch.ones_like(Lp)
-    for _ in range(iters):
-        mid = (lo + hi) / 2
-        ok = _in_gamut(torch.cat([Lp, abp * mid], dim=1).view(-1, 3, 1, 1)).view(-1, 1)
-        lo = torch.where(ok, mid, lo)
-        hi = torch.where(ok, hi, mid)
-    out = ab.permute(0, 2, 3, 1).clone()
-    out[bad] = abp * lo
-    return out.permute(0, 3, 1, 2).contiguous()
 
 
 @register_stage("colorize")
@@ -144,7 +101,8 @@ class Colorize(Stage):
 
     @torch.inference_mode()
     def colorize_L(self, L: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, H, W)`` L in [0, 100] on the stage device -> ab ``(N, 2, H, W)`` (in gamut with L)."""
+        """``(N, 1, H, W)`` L in [0, 100] on the stage device -> ab ``(N, 2, H, W)`` (may leave the gamut
+        at this L; :func:`lab_to_rgb_keep_lightness` brings it back without touching L)."""
         small_size = working_size(L.shape[-2], L.shape[-1], self.render_size)
         L_small = resize(L, small_size)
         out = run_padded(self.model, (L_small - self.l_center) / self.l_scale, self.multiple, self.dtype)
@@ -154,7 +112,7 @@ class Colorize(Stage):
             ab = guided_upsample(out, L_small / 100.0, L / 100.0) * self.ab_scale
         else:
             ab = resize(out, tuple(L.shape[-2:])) * self.ab_scale
-        return fit_chroma_to_gamut(L, ab.clamp(-128, 127))
+        return ab.clamp(-128, 127)
 
     @torch.inference_mode()
     def process(self, chunk: Chunk) -> Chunk:
@@ -162,8 +120,8 @@ class Colorize(Stage):
 
         def one_batch(x: torch.Tensor) -> torch.Tensor:
             x = x.to(self.device, torch.float32)
-            L = rgb_to_lab(x)[:, :1]
-            return lab_to_rgb(torch.cat([L, self.colorize_L(L)], dim=1)).to(frames.device)
+            L = rgb_to_lightness(x)
+            return lab_to_rgb_keep_lightness(L, self.colorize_L(L)).to(frames.device)
 
         return chunk.with_frames(map_batches(one_batch, frames, self.batch_size))
 

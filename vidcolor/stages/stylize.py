@@ -17,13 +17,12 @@ from typing import Any
 
 import torch
 
-from vidcolor.color import lab_to_rgb, rgb_to_lab
+from vidcolor.color import lab_to_rgb_keep_lightness, rgb_to_lab, rgb_to_lightness
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import load_pretrained
 from vidcolor.models.runtime import (map_batches, pick_device, prepare_model, resize, resolve_precision, run_padded,
                                      working_size)
 from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
-from vidcolor.stages.colorize import fit_chroma_to_gamut
 
 
 @register_stage("stylize")
@@ -77,13 +76,13 @@ class Stylize(Stage):
         if not self.keep_luma and self.detail == 0.0:
             return styled
         lab = rgb_to_lab(styled)
-        src_L = rgb_to_lab(x)[:, :1]
+        src_L = rgb_to_lightness(x)
         if self.keep_luma:
             L = src_L
         else:
             lost = src_L - resize(resize(src_L, tuple(small.shape[-2:])), full)
             L = (lab[:, :1] + self.detail * lost).clamp(0, 100)
-        return lab_to_rgb(torch.cat([L, fit_chroma_to_gamut(L, lab[:, 1:])], dim=1))
+        return lab_to_rgb_keep_lightness(L, lab[:, 1:])
 
     @torch.inference_mode()
     def process(self, chunk: Chunk) -> Chunk:
