@@ -143,8 +143,9 @@ def _real_frames(n: int, height: int = 480, width: int = 854):
         for i, _, rgb in r.frames():
             if i >= n:
                 break
-            frames.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
-    return F.interpolate(torch.stack(frames), size=(height, width), mode="area").clamp(0, 1)
+            x = torch.from_numpy(rgb).permute(2, 0, 1).float().unsqueeze(0) / 255
+            frames.append(F.interpolate(x, size=(height, width), mode="area").clamp(0, 1)[0])
+    return torch.stack(frames)
 
 
 def case_stabilizer(n: str = "48") -> dict:
