@@ -46,7 +46,6 @@ def make_bench_clip(path: Path, seconds: float, width: int = 854, height: int = 
     n = int(seconds * rate)
     H, W = img.shape[:2]
     for i in range(n):
-        t = i / max(n - 1, 1)
         zoom = 1.0 + 0.25 * np.sin(2 * np.pi * i / 150)
         cw, ch = int(width * 1.25 / zoom), int(height * 1.25 / zoom)
         x0 = int((W - cw) * (0.5 + 0.45 * np.sin(2 * np.pi * i / 240)))

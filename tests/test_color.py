@@ -5,8 +5,15 @@ import pytest
 import torch
 from skimage.color import lab2rgb, rgb2lab
 
-from vidcolor.color import (lab_to_rgb, lab_to_rgb_keep_lightness, merge_lab, rgb_to_lab, rgb_to_lightness,
-                            saturation, split_lab)
+from vidcolor.color import (
+    lab_to_rgb,
+    lab_to_rgb_keep_lightness,
+    merge_lab,
+    rgb_to_lab,
+    rgb_to_lightness,
+    saturation,
+    split_lab,
+)
 
 
 def test_rgb_to_lab_matches_skimage():

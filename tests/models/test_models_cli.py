@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from click.testing import CliRunner
-
 from reference_layouts import cyclegan_resnet, make_state_dict
+
 from vidcolor.cli import main
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidcolor.color import lab_to_rgb, rgb_to_lab
+from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import save_pretrained
 from vidcolor.models.registry import build_model

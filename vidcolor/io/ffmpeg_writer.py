@@ -20,18 +20,9 @@ import av
 import numpy as np
 
 from vidcolor.errors import InputError, ProcessingError
-from vidcolor.io.containers import (
-    AUDIO_FALLBACK,
-    can_copy,
-    check_video_codec,
-    default_pix_fmt,
-    output_format,
-    part_path,
-    provenance_tags,
-    reconcile_pix_fmt,
-)
+from vidcolor.io.containers import AUDIO_FALLBACK, can_copy, provenance_tags
 from vidcolor.io.probe import VideoMeta
-from vidcolor.io.writer import encoder_options
+from vidcolor.io.writer_base import WriterBase
 
 _MATRIX = {1: "bt709", 4: "fcc", 5: "bt601", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _SPACE_NAMES = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
@@ -53,33 +44,15 @@ def ffmpeg_binary() -> str:
         raise InputError(f"--encoder ffmpeg needs an ffmpeg binary on PATH or the imageio-ffmpeg package ({exc})") from None
 
 
-class FFmpegWriter:
+class FFmpegWriter(WriterBase):
     """See ``VideoWriter``; same constructor, ``write``, ``close``, ``abort``, ``warnings``."""
 
     def __init__(self, path: str | os.PathLike, meta: VideoMeta, *, codec: str = "libx264", crf: int | None = 18,
                  pix_fmt: str | None = None, options: dict[str, str] | None = None,
                  streams_from: str | os.PathLike | None = None, tags: dict[str, Any] | None = None,
                  width: int | None = None, height: int | None = None, queue_size: int = 8) -> None:
-        self.path = Path(path)
-        self.part = part_path(self.path)
-        self.meta = meta
-        self.codec = codec
-        self.width = width or meta.display_width
-        self.height = height or meta.display_height
-        self.fmt = output_format(self.path)
-        check_video_codec(self.fmt, codec)
-        self.warnings: list[str] = []
-        if pix_fmt is None:
-            pix_fmt, warn = default_pix_fmt(codec, self.width, self.height, meta.bit_depth)
-        else:
-            pix_fmt, warn = reconcile_pix_fmt(pix_fmt, self.width, self.height)
-        if warn:
-            self.warnings.append(warn)
-        self.pix_fmt = pix_fmt
-        self.options = encoder_options(codec, crf, options or {})
-        self.streams_from = Path(streams_from) if streams_from else None
-        self.tags = tags or {}
-        self.frames_written = 0
+        super().__init__(path, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=options,
+                         streams_from=streams_from, tags=tags, width=width, height=height)
         self.packets_copied = 0  # ffmpeg copies the streams itself; not counted here
         self._proc: subprocess.Popen | None = None
         self._nut: av.container.OutputContainer | None = None
@@ -170,9 +143,7 @@ class FFmpegWriter:
         return ProcessingError(f"{self.path}: ffmpeg {what}: {tail[-1] if tail else 'no message'}")
 
     def write(self, frames: np.ndarray, pts: list[int]) -> None:
-        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be uint8 (T, {self.height}, {self.width}, 3), "
-                             f"got {frames.dtype} {tuple(frames.shape)}")
+        self.check_frames(frames, pts)
         assert self._nut is not None
         try:
             for rgb, p in zip(frames, pts):

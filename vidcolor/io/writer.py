@@ -19,33 +19,13 @@ import av
 import numpy as np
 
 from vidcolor.errors import InputError, ProcessingError
-from vidcolor.io.containers import (
-    AUDIO_FALLBACK,
-    can_copy,
-    check_video_codec,
-    default_pix_fmt,
-    output_format,
-    part_path,
-    provenance_tags,
-    reconcile_pix_fmt,
-)
+from vidcolor.io.containers import AUDIO_FALLBACK, can_copy, provenance_tags
 from vidcolor.io.probe import VideoMeta
+from vidcolor.io.writer_base import WriterBase, encoder_options  # noqa: F401 (encoder_options re-exported)
 
 CODECS = ("libx264", "libx265", "prores_ks", "ffv1")
 # FFmpeg colour-space code -> the swscale matrix used for RGB -> YUV (the reader uses the same).
 _SWS_SPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
-
-
-def encoder_options(codec: str, crf: int | None, extra: dict[str, str]) -> dict[str, str]:
-    opts: dict[str, str] = {}
-    if codec in ("libx264", "libx265") and crf is not None:
-        opts["crf"] = str(crf)
-    if codec == "libx265":
-        opts.setdefault("x265-params", "log-level=error")
-    if codec == "prores_ks":
-        opts.setdefault("profile", "3")  # ProRes 422 HQ
-    opts.update(extra)
-    return opts
 
 
 class _CopyStreams:
@@ -123,7 +103,7 @@ class _CopyStreams:
         self.container.close()
 
 
-class VideoWriter:
+class VideoWriter(WriterBase):
     """Encode upright RGB frames to ``path`` with the source's timing, audio and subtitles.
 
     ``meta`` is the source's ``VideoMeta`` (time base, frame rate, colour tags, aspect ratio);
@@ -136,26 +116,8 @@ class VideoWriter:
                  pix_fmt: str | None = None, options: dict[str, str] | None = None,
                  streams_from: str | os.PathLike | None = None, tags: dict[str, Any] | None = None,
                  width: int | None = None, height: int | None = None, queue_size: int = 8) -> None:
-        self.path = Path(path)
-        self.part = part_path(self.path)
-        self.meta = meta
-        self.codec = codec
-        self.width = width or meta.display_width
-        self.height = height or meta.display_height
-        self.fmt = output_format(self.path)
-        check_video_codec(self.fmt, codec)
-        self.warnings: list[str] = []
-        if pix_fmt is None:
-            pix_fmt, warn = default_pix_fmt(codec, self.width, self.height, meta.bit_depth)
-        else:
-            pix_fmt, warn = reconcile_pix_fmt(pix_fmt, self.width, self.height)
-        if warn:
-            self.warnings.append(warn)
-        self.pix_fmt = pix_fmt
-        self.options = encoder_options(codec, crf, options or {})
-        self.streams_from = Path(streams_from) if streams_from else None
-        self.tags = tags or {}
-        self.frames_written = 0
+        super().__init__(path, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=options,
+                         streams_from=streams_from, tags=tags, width=width, height=height)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -252,11 +214,7 @@ class VideoWriter:
     def write(self, frames: np.ndarray, pts: list[int]) -> None:
         """Queue frames ``(T, H, W, 3)`` uint8 RGB with their pts (in the source time base)."""
         self._raise_if_failed()
-        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be uint8 (T, {self.height}, {self.width}, 3), "
-                             f"got {frames.dtype} {tuple(frames.shape)}")
-        if len(pts) != frames.shape[0]:
-            raise ValueError(f"got {frames.shape[0]} frames but {len(pts)} pts")
+        self.check_frames(frames, pts)
         while True:
             try:
                 self._queue.put((frames, list(pts)), timeout=0.2)
