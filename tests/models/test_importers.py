@@ -117,7 +117,7 @@ def test_import_writes_a_style_that_builds(tmp_path: Path, vidcolor_home: Path) 
     result = import_checkpoint(ckpt, name="my_look")
     assert result.style_path == vidcolor_home / "styles" / "my_look.toml"
     stages = get_style("my_look").build(StageContext(overrides={"render_size": 32}))
-    assert [s.name for s in stages] == ["stylize"]
+    assert [s.name for s in stages] == ["stylize", "stabilize"]  # model styles are stabilized
     out = stages[0].process(Chunk(torch.rand(2, 3, 40, 60), 0))
     assert out.frames.shape == (2, 3, 40, 60)
     with pytest.raises(WeightsError, match="already exist.*--force"):

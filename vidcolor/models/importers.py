@@ -198,8 +198,10 @@ def write_style(name: str, task: str, description: str) -> Path | None:
         return None  # the built-in style of that name already refers to these weights
     path = user_dir() / f"{name}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Per-frame generators flicker; every model style gets the temporal stabilizer (--temporal 0 turns it off).
+    mode = "ab" if task == "colorize" else "rgb"
     text = (f"description = {_toml_str(description)}\n\n[[stages]]\ntype = \"{task}\"\n"
-            f"weights = {_toml_str(name)}\n")
+            f"weights = {_toml_str(name)}\n\n[[stages]]\ntype = \"stabilize\"\nstrength = 0.6\nmode = \"{mode}\"\n")
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
