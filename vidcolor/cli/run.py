@@ -47,7 +47,8 @@ def make_progress(quiet: bool):
 @click.option("-s", "--style", default="noir", show_default=True,
               help="Style name (see `vidcolor styles`) or path to a style .toml file.")
 @click.option("-o", "--output", "output_path", type=click.Path(path_type=str),
-              help="Output file [default: INPUT.STYLE.mp4 beside the input; .mkv for webm/avi inputs].")
+              help="Output file [default: INPUT.STYLE.EXT beside the input; same container for "
+                   "mp4/mov/mkv inputs, .mkv for others].")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (the input is never overwritten).")
 @click.option("--lut", type=click.Path(exists=True, dir_okay=False), help="A .cube 3D LUT file (for --style lut).")
 @click.option("--temporal", type=click.FloatRange(0, 1), help="Temporal stabilizer strength 0..1 (0 = off).")
