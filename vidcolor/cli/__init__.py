@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "styles": ("vidcolor.cli.styles:styles", "List the available styles."),
     "eval": ("vidcolor.cli.eval:eval_cmd", "Measure temporal stability and colour of an output video."),
     "models": ("vidcolor.cli.models:models", "List, download and import model weights."),
+    "train": ("vidcolor.cli.train:train", "Train a colorizer or stylizer on your own footage."),
 }
 
 
