@@ -1,0 +1,72 @@
+"""Objectives: the temporal loss on real frames, GAN loss, image pool, class rebalancing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tests.training.conftest import train_clips
+from vidcolor.training.media import _decode, resize_short
+from vidcolor.training.objectives import ABPrior, GANLoss, ImagePool, TemporalTerm, temporal_loss
+
+
+def real_frames(n: int = 3, size: int = 64) -> torch.Tensor:
+    """(1, n, 3, H, W) consecutive real frames in [0, 1]."""
+    frames = np.stack([resize_short(f, size) for f in _decode(train_clips()[0], "decord", list(range(10, 10 + n)))])
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)[None, :, :, :, :96]
+
+
+def test_temporal_loss_is_zero_for_a_static_clip(data_dir):
+    still = real_frames(1).expand(1, 4, -1, -1, -1).contiguous()  # the same frame four times
+    flow, mask = TemporalTerm("dis").flows(still)
+    assert flow.abs().max() < 1e-3 and mask.mean() == 1
+    out = still * 2 - 1  # any per-frame function of a static input is static
+    assert temporal_loss(out, flow, mask).item() < 1e-6  # zero up to float rounding in grid_sample
+
+
+def test_temporal_loss_is_positive_for_flicker_and_small_for_consistent_motion(data_dir):
+    clip = real_frames(4)
+    flow, mask = TemporalTerm("dis").flows(clip)
+    consistent = temporal_loss(clip, flow, mask).item()  # output = input: follows the motion
+    flicker = clip + torch.tensor([0.0, 0.1, -0.1, 0.1]).view(1, 4, 1, 1, 1)
+    flickering = temporal_loss(flicker, flow, mask).item()
+    assert flickering > 0.1 and consistent < 0.05 and flickering > 3 * consistent
+
+
+def test_temporal_loss_masks_occluded_pixels():
+    out = torch.zeros(1, 2, 1, 8, 8)
+    out[:, 1, :, :, :4] = 1.0  # change only in the left half
+    flow = torch.zeros(1, 1, 2, 8, 8)
+    mask = torch.ones(1, 1, 1, 8, 8)
+    assert temporal_loss(out, flow, mask).item() == 0.5
+    mask[..., :4] = 0  # left half occluded: nothing left to penalise
+    assert temporal_loss(out, flow, mask).item() == 0.0
+
+
+def test_gan_loss_modes():
+    pred = torch.tensor([[2.0, -1.0]])
+    assert GANLoss("lsgan")(pred, True).item() == ((1.0 + 4.0) / 2)
+    assert abs(GANLoss("vanilla")(torch.zeros(3), False).item() - np.log(2)) < 1e-6
+
+
+def test_image_pool_fills_then_swaps_and_round_trips():
+    pool = ImagePool(size=4, seed=1)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # filling: returned as is
+    state = pool.state_dict()
+    new = torch.full((6, 1, 1, 1), 9.0)
+    a = pool.query(new)
+    assert set(a.flatten().tolist()) <= {0.0, 1.0, 2.0, 3.0, 9.0} and (a != 9).any()
+    pool2 = ImagePool(size=4, seed=1)
+    pool2.load_state_dict(state)
+    assert torch.equal(pool2.query(new), a)  # same history, same random draws
+
+
+def test_rebalancing_weights_rare_colours_more():
+    prior = ABPrior(lam=0.5)
+    ab = torch.zeros(1, 2, 10, 10)
+    ab[..., 0, :2] = torch.tensor([60.0, 40.0]).view(2, 1)  # 2 saturated pixels among 98 grey ones
+    w = prior.weights(ab)
+    assert w.shape == (1, 1, 10, 10)
+    assert w[0, 0, 0, 0] > 5 * w[0, 0, 5, 5]
+    assert abs(w.mean().item() - 1.0) < 1e-5  # mean 1 over the data seen: L1 keeps its scale
