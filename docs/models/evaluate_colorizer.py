@@ -76,8 +76,10 @@ def read_image(path: Path, max_width: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 255.0
 
 
-def build(weights: str | None, style: str = "colorize"):
+def build(weights: str | None, style: str = "colorize", render_size: int | None = None):
     overrides = {"weights": weights} if weights else {}
+    if render_size:
+        overrides["render_size"] = render_size
     return get_style(style).build(StageContext(overrides=overrides))
 
 
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--max-width", type=int, default=854)
+    ap.add_argument("--render-size", type=int, default=None, help="override the style's render_size")
     ap.add_argument("--clips", nargs="*", default=list(EVAL_CLIPS))
     ap.add_argument("--no-kodak", action="store_true")
     ap.add_argument("--json", default=None, help="write the figures here")
@@ -161,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     from vidcolor.flow import DISFlow
 
     flow = DISFlow()
-    stages = build(args.weights)
+    stages = build(args.weights, render_size=args.render_size)
     report: dict = {"weights": args.weights or "colorize (shipped)", "frames": args.frames,
+                    "render_size": stages[0].render_size,
                     "max_width": args.max_width, "clips": {}, "kodak": {}}
     pics_rows, t0 = [], time.perf_counter()
     for name in args.clips:
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         hist = []
         tech = None
         try:
-            tech = build(args.weights, "technicolor")
+            tech = build(args.weights, "technicolor", args.render_size)
         except Exception:  # noqa: BLE001 - the style is optional
             tech = None
         for h in HISTORICAL:

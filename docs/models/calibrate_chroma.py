@@ -1,0 +1,88 @@
+"""Measure (and optionally set) the chroma gain of a colorizer on TRAINING-split footage.
+
+    .venv/bin/python docs/models/calibrate_chroma.py WEIGHTS_FOLDER [--write]
+
+An L1-trained colorizer predicts the conditional median of a*b*, which is less saturated than
+real footage ("sepia mush"). Our weights format has the knob for that: ``config.json``'s
+``ab_scale`` multiplies the network's tanh output. This script runs the real Colorize stage on
+grey versions of training-split clips and photos (never the eval split) at a few gains and prints
+colourfulness (ratio to the truth), CIEDE2000 and PSNR against the truth for each; ``--write``
+stores the gain whose colourfulness ratio is closest to ``--target`` (default 1.0: as colourful as
+real footage on average) in the folder's config.json (``ab_scale = 110 * gain``; the previous
+value and the calibration are recorded under ``meta.chroma_calibration``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_colorizer import DATA, grey_of, read_clip, read_image  # noqa: E402
+
+from vidcolor.metrics import ciede2000, colorfulness, psnr  # noqa: E402
+from vidcolor.stages.colorize import Colorize  # noqa: E402
+
+CLIPS = ("sam2_bedroom.mp4", "sam2_01_dog.mp4", "tears_of_steel_battle_part1.mp4", "intel_car_detection.mp4",
+         "intel_asl_book.mkv", "moviepy_sintel_2s.mp4")
+IMAGES = "images/coco_mini_ccby"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("weights")
+    ap.add_argument("--gains", default="1.0,1.25,1.5,1.75,2.0")
+    ap.add_argument("--target", type=float, default=1.0)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--render-size", type=int, default=128)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args(argv)
+    folder = Path(args.weights)
+    cfg_path = folder / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    base = float(cfg.get("meta", {}).get("chroma_calibration", {}).get("ab_scale_trained", cfg["ab_scale"]))
+    truths = [read_clip(DATA / "videos" / c, args.frames, 640) for c in CLIPS]
+    imgs = sorted((DATA / IMAGES).glob("*.jpg"))[: args.images]
+    truths += [read_image(p, 640) for p in imgs]
+    stage = Colorize(weights=str(folder), render_size=args.render_size)
+    rows = {}
+    for g in (float(v) for v in args.gains.split(",")):
+        stage.ab_scale = base * g
+        cf_o, cf_t, de, ps = [], [], [], []
+        for truth in truths:
+            grey = grey_of(truth)
+            out = _run(stage, grey)
+            cf_o.append(np.mean([colorfulness(f) for f in out]))
+            cf_t.append(np.mean([colorfulness(f) for f in truth]))
+            de.append(ciede2000(out, truth))
+            ps.append(psnr(out, truth))
+        rows[g] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)), "ciede": float(np.mean(de)),
+                   "psnr": float(np.mean(ps))}
+        print(f"gain {g:.2f}: colourfulness/truth {rows[g]['colorfulness_ratio']:.2f}  CIEDE {rows[g]['ciede']:.2f}  "
+              f"PSNR {rows[g]['psnr']:.2f}", flush=True)
+    best = min(rows, key=lambda g: abs(rows[g]["colorfulness_ratio"] - args.target))
+    print(json.dumps({"chosen_gain": best, **rows[best]}))
+    if args.write:
+        cfg["ab_scale"] = base * best
+        cfg.setdefault("meta", {})["chroma_calibration"] = {
+            "ab_scale_trained": base, "gain": best, "target_colorfulness_ratio": args.target,
+            "data": f"training split: first {args.frames} frames of {', '.join(CLIPS)}; {len(imgs)} photos of {IMAGES}",
+            "table": {str(k): v for k, v in rows.items()}, "script": "docs/models/calibrate_chroma.py"}
+        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return 0
+
+
+def _run(stage: Colorize, grey: torch.Tensor) -> torch.Tensor:
+    from vidcolor.stages.base import Chunk
+
+    return stage(Chunk(frames=grey.clone(), index=0, source=grey)).frames
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
