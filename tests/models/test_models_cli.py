@@ -20,7 +20,7 @@ def test_list_and_info_json(vidcolor_home: Path) -> None:
     res = invoke("models", "list", "--json")
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in json.loads(res.output)}
-    assert rows["colorize"]["status"] == "missing" and rows["colorize"]["source"] == "package"
+    assert rows["colorize"]["status"] == "installed" and rows["colorize"]["source"] == "package"  # shipped
     assert rows["style_monet"]["status"] == "not downloaded" and rows["style_monet"]["params"] == 11_378_179
     res = invoke("models", "info", "colorize-eccv16", "--json")
     info = json.loads(res.output)

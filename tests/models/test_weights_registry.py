@@ -70,7 +70,20 @@ def test_names_resolve_through_cache(vidcolor_home: Path, tiny_colorizer: Path) 
     assert resolve_weights(str(tiny_colorizer)) == tiny_colorizer
 
 
-def test_missing_default_colorizer_says_how_to_get_it(vidcolor_home: Path) -> None:
+@pytest.fixture
+def no_shipped_weights(monkeypatch, tmp_path: Path) -> None:
+    """An installation whose package folder lost its shipped weights (a broken or slimmed install)."""
+    import vidcolor.models.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "package_dir", lambda: tmp_path / "empty-package-weights")
+
+
+def test_shipped_default_colorizer_resolves_without_network_or_cache(vidcolor_home: Path) -> None:
+    folder = resolve_weights("colorize")
+    assert folder.parent.name == "weights" and (folder / "weights.safetensors").is_file()
+
+
+def test_missing_default_colorizer_says_how_to_get_it(vidcolor_home: Path, no_shipped_weights) -> None:
     with pytest.raises(WeightsError) as err:
         resolve_weights("colorize")
     msg = str(err.value)
@@ -79,7 +92,7 @@ def test_missing_default_colorizer_says_how_to_get_it(vidcolor_home: Path) -> No
     assert err.value.exit_code == 2
 
 
-def test_colorize_style_fails_in_one_line_without_fallback(vidcolor_home: Path) -> None:
+def test_colorize_style_fails_in_one_line_without_fallback(vidcolor_home: Path, no_shipped_weights) -> None:
     from vidcolor.stages.base import StageContext
     from vidcolor.styles import get_style
 
