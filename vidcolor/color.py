@@ -134,10 +134,10 @@ def lab_to_rgb_keep_lightness(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor
     white = _WHITE_D65.to(device=L.device, dtype=L.dtype).view(3, 1, 1)
     lin = _mix(_XYZ2RGB, t * white)
     y = t[..., 1:2, :, :]  # luminance (Y of the white is 1)
-    # Largest t in [0, 1] per pixel keeping every channel of y + t (lin - y) inside [0, 1].
+    # Largest t in [0, 1] per pixel keeping every channel of y + t (lin - y) inside [0, 1]:
+    # channel c allows t <= (1 - y) / d_c when d_c > 0 and t <= y / -d_c when d_c < 0.
     d = lin - y
-    over = torch.where(d > 0, (1 - y) / d.clamp(min=1e-12), torch.full_like(d, 1.0))
-    under = torch.where(d < 0, y / (-d).clamp(min=1e-12), torch.full_like(d, 1.0))
-    scale = torch.minimum(over, under).amin(dim=-3, keepdim=True).clamp(0, 1)
-    lin = (y + scale * d).clamp(0, 1)
+    room = torch.where(d > 0, 1 - y, y)
+    scale = (room / d.abs().clamp(min=1e-12)).amin(dim=-3, keepdim=True).clamp_(max=1)
+    lin = d.mul_(scale).add_(y).clamp_(0, 1)
     return linear_to_srgb(lin).clamp(0, 1)
