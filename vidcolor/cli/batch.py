@@ -6,7 +6,7 @@ import json
 
 import click
 
-from vidcolor.cli.common import STATE, console, handle_errors, parse_key_values, warn
+from vidcolor.cli.common import STATE, console, handle_errors, parse_key_values, processing_options, warn
 
 
 def print_summary(report) -> None:
@@ -51,20 +51,7 @@ def print_summary(report) -> None:
 @click.option("--split-seconds", type=click.FloatRange(min=0.01), default=None,
               help="Ray: cut films longer than twice this into segments of this many seconds, processed as "
                    "parallel tasks and joined.")
-@click.option("--lut", type=click.Path(exists=True, dir_okay=False), help="A .cube 3D LUT file (for --style lut).")
-@click.option("--temporal", type=click.FloatRange(0, 1), help="Temporal stabilizer strength 0..1 (0 = off).")
-@click.option("--render-size", type=click.IntRange(32, 4096), help="Short side the model sees (model styles).")
-@click.option("--weights", help="Weights name or folder for the style's model stage.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--encoder", type=click.Choice(["pyav", "ffmpeg"]), default="pyav", show_default=True,
-              help="pyav: in-process; ffmpeg: the ffmpeg command-line tool.")
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ffv1...).")
-@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="Quality for x264/x265.")
-@click.option("--pix-fmt", help="Output pixel format [default: yuv420p; yuv444p for odd sizes].")
-@click.option("-e", "--encoder-option", "encoder_opts", multiple=True, metavar="KEY=VALUE",
-              help="Encoder option passed through (repeatable).")
-@click.option("--chunk-size", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Frames per model batch.")
+@processing_options
 @click.option("--resumable/--no-resumable", default=None,
               help="Crash-safe segments per file [default: on for files of 10 minutes or more].")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch report as JSON on stdout.")

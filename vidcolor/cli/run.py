@@ -8,7 +8,7 @@ import time
 
 import click
 
-from vidcolor.cli.common import STATE, handle_errors, parse_key_values, warn
+from vidcolor.cli.common import STATE, handle_errors, parse_key_values, processing_options, warn
 
 
 def make_progress(quiet: bool):
@@ -50,21 +50,7 @@ def make_progress(quiet: bool):
               help="Output file [default: INPUT.STYLE.EXT beside the input; same container for "
                    "mp4/mov/mkv inputs, .mkv for others].")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (the input is never overwritten).")
-@click.option("--lut", type=click.Path(exists=True, dir_okay=False), help="A .cube 3D LUT file (for --style lut).")
-@click.option("--temporal", type=click.FloatRange(0, 1), help="Temporal stabilizer strength 0..1 (0 = off).")
-@click.option("--render-size", type=click.IntRange(32, 4096), help="Short side the model sees (model styles).")
-@click.option("--weights", help="Weights name or folder for the style's model stage.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--encoder", type=click.Choice(["pyav", "ffmpeg"]), default="pyav", show_default=True,
-              help="pyav: in-process; ffmpeg: the ffmpeg command-line tool (hardware encoders).")
-@click.option("--codec", default="libx264", show_default=True,
-              help="Video encoder: libx264, libx265, prores_ks, ffv1 (or any your ffmpeg has, with --encoder ffmpeg).")
-@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="Quality for x264/x265.")
-@click.option("--pix-fmt", help="Output pixel format [default: yuv420p; yuv444p for odd sizes].")
-@click.option("-e", "--encoder-option", "encoder_opts", multiple=True, metavar="KEY=VALUE",
-              help="Encoder option passed through, e.g. -e preset=slow -e tune=film (repeatable).")
-@click.option("--chunk-size", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Frames per model batch.")
+@processing_options
 @click.option("--resumable/--no-resumable", default=None,
               help="Write crash-safe segments next to OUTPUT; rerun the same command to resume after a crash "
                    "[default: on for inputs of 10 minutes or more].")
