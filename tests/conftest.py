@@ -89,6 +89,19 @@ def make_clip(path: Path, *, frames: int = 24, width: int = 160, height: int = 9
     return path
 
 
+def make_audio_only(path: Path) -> Path:
+    """A valid mp4/m4a with one AAC audio stream and no video."""
+    c = av.open(str(path), "w", format="mp4")
+    a = c.add_stream("aac", rate=48000)
+    a.layout = "mono"
+    f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    f.sample_rate, f.pts = 48000, 0
+    for p in list(a.encode(f)) + list(a.encode()):
+        c.mux(p)
+    c.close()
+    return path
+
+
 @pytest.fixture
 def clip(tmp_path: Path) -> Path:
     return make_clip(tmp_path / "clip.mp4")

@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.conftest import decode_all, make_clip, packets, video_pts
+from tests.conftest import decode_all, make_audio_only, make_clip, packets, video_pts
 from vidcolor.cli import main
 from vidcolor.color import saturation
 from vidcolor.io.probe import probe
@@ -98,8 +98,6 @@ def test_lut_moves_colours(tmp_path):
 
 @pytest.fixture
 def bad_inputs(tmp_path, shared_data):
-    import av
-
     d = tmp_path / "bad"
     d.mkdir()
     (d / "empty.mp4").write_bytes(b"")
@@ -109,14 +107,7 @@ def bad_inputs(tmp_path, shared_data):
     made = make_clip(tmp_path / "made.mp4", frames=48, audio=False)
     data = made.read_bytes()
     (d / "truncated_made.mp4").write_bytes(data[: len(data) * 2 // 3])
-    c = av.open(str(d / "audio_only.mp4"), "w")
-    a = c.add_stream("aac", rate=48000)
-    a.layout = "mono"
-    f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-    f.sample_rate, f.pts = 48000, 0
-    for p in list(a.encode(f)) + list(a.encode()):
-        c.mux(p)
-    c.close()
+    make_audio_only(d / "audio_only.mp4")
     return {
         "corrupt": shared_data / "videos/edge_cases/decord_corrupted.mp4",
         "truncated": d / "truncated.mp4",

@@ -1,10 +1,8 @@
 from fractions import Fraction
 
-import av
-import numpy as np
 import pytest
 
-from tests.conftest import make_clip
+from tests.conftest import make_audio_only, make_clip
 from vidcolor.errors import InputError, VideoError
 from vidcolor.io.probe import probe
 
@@ -51,13 +49,6 @@ def test_probe_errors(tmp_path):
     with pytest.raises(VideoError, match="not a readable video"):
         probe(tmp_path / "text.mp4")
     # audio only
-    c = av.open(str(tmp_path / "audio.m4a"), "w", format="mp4")
-    a = c.add_stream("aac", rate=48000)
-    a.layout = "mono"
-    f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-    f.sample_rate, f.pts = 48000, 0
-    for p in list(a.encode(f)) + list(a.encode()):
-        c.mux(p)
-    c.close()
+    make_audio_only(tmp_path / "audio.m4a")
     with pytest.raises(VideoError, match=r"no video stream \(streams: audio/aac\)"):
         probe(tmp_path / "audio.m4a")
