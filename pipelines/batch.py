@@ -64,10 +64,12 @@ class BatchOptions:
 
     def signature(self, style: Style) -> dict[str, Any]:
         """What decides an output's pictures and encoding: a change redoes every file. The style's
-        stage tables are included (not only its name), so editing a style file counts as a change."""
-        return {"style": style.name, "stages": style.stages, "overrides": self.overrides, "encoder": self.encoder,
-                "codec": self.codec, "crf": self.crf, "pix_fmt": self.pix_fmt,
-                "encoder_options": self.encoder_options}
+        stage tables are included (not only its name), so editing a style file counts as a change.
+        The same signature a resumable run records, so both agree on what "same settings" means."""
+        from vidcolor.pipelines.segments import EncodeSettings
+
+        return EncodeSettings(style=style, overrides=self.overrides, encoder=self.encoder, codec=self.codec,
+                              crf=self.crf, pix_fmt=self.pix_fmt, encoder_options=self.encoder_options).signature()
 
 
 @dataclass

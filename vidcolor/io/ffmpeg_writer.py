@@ -189,9 +189,3 @@ class FFmpegWriter(WriterBase):
                 self._proc.kill()
             self._proc.wait()
         self.part.unlink(missing_ok=True)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

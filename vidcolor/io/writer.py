@@ -265,12 +265,6 @@ class VideoWriter(WriterBase):
         self._container = None
         self.part.unlink(missing_ok=True)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
     @property
     def packets_copied(self) -> int:
         return self._copy.packets_copied if self._copy else 0

@@ -65,3 +65,16 @@ class WriterBase:
                              f"got {frames.dtype} {tuple(frames.shape)}")
         if len(pts) != frames.shape[0]:
             raise ValueError(f"got {frames.shape[0]} frames but {len(pts)} pts")
+
+    def close(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Complete the output on success; on any error remove the ``.part`` file (never a half file)."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
