@@ -37,7 +37,7 @@ from vidcolor.errors import InputError, VidcolorError
 from vidcolor.io.containers import part_path
 from vidcolor.styles import Style, get_style
 
-from .manifest import MANIFEST_NAME, BatchManifest, Entry, fingerprint, settings_hash
+from .manifest import MANIFEST_NAME, BatchManifest, Entry, fingerprint, settings_hash, settings_signature
 
 DEFAULT_PATTERNS = ("*.mp4,*.mov,*.mkv,*.m4v,*.avi,*.webm,*.mpg,*.mpeg,*.ts,*.mts,*.m2ts,*.wmv,*.flv,*.3gp,"
                     "*.ogv,*.mxf,*.dv")
@@ -63,13 +63,9 @@ class BatchOptions:
     resumable: bool | None = None
 
     def signature(self, style: Style) -> dict[str, Any]:
-        """What decides an output's pictures and encoding: a change redoes every file. The style's
-        stage tables are included (not only its name), so editing a style file counts as a change.
-        The same signature a resumable run records, so both agree on what "same settings" means."""
-        from vidcolor.pipelines.segments import EncodeSettings
-
-        return EncodeSettings(style=style, overrides=self.overrides, encoder=self.encoder, codec=self.codec,
-                              crf=self.crf, pix_fmt=self.pix_fmt, encoder_options=self.encoder_options).signature()
+        """What decides an output's pictures and encoding: a change redoes every file."""
+        return settings_signature(style, self.overrides, self.encoder, self.codec, self.crf, self.pix_fmt,
+                                  self.encoder_options)
 
 
 @dataclass

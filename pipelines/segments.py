@@ -50,7 +50,7 @@ from vidcolor.io.reader import FrameChunk, VideoReader
 from vidcolor.stages.base import Chunk, Stage, StageContext
 from vidcolor.styles import Style, get_style
 
-from .manifest import atomic_write_json, fingerprint, settings_hash
+from .manifest import atomic_write_json, fingerprint, settings_hash, settings_signature
 
 RESUMABLE_MIN_SECONDS = 600.0   # `run` is resumable by default from 10 minutes of video on
 SEGMENT_SECONDS = 60.0          # at most this much work is lost in a crash
@@ -134,9 +134,8 @@ class EncodeSettings:
 
     def signature(self) -> dict[str, Any]:
         """What changes the pictures or the encoding (not the device or chunk size)."""
-        return {"style": self.style.name, "stages": self.style.stages, "overrides": self.overrides,
-                "encoder": self.encoder, "codec": self.codec, "crf": self.crf, "pix_fmt": self.pix_fmt,
-                "encoder_options": self.encoder_options}
+        return settings_signature(self.style, self.overrides, self.encoder, self.codec, self.crf, self.pix_fmt,
+                                  self.encoder_options)
 
     def tags(self, stages: list[Stage]) -> dict[str, Any]:
         return {"version": __version__, "style": self.style.name, "stages": [s.describe() for s in stages],
