@@ -36,7 +36,7 @@ def test_lab_roundtrip_and_skimage_inverse():
 
 def test_lightness_only_equals_lab_L():
     x = torch.rand(3, 3, 20, 30)
-    torch.testing.assert_close(rgb_to_lightness(x), rgb_to_lab(x)[:, :1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(rgb_to_lightness(x, backend="torch"), rgb_to_lab(x)[:, :1], atol=1e-4, rtol=0)
 
 
 def test_keep_lightness_is_exact_where_clipping_is_not():
@@ -45,13 +45,13 @@ def test_keep_lightness_is_exact_where_clipping_is_not():
     ab = (torch.rand(2, 2, 32, 32) * 2 - 1) * 120  # many colours outside sRGB
     clipped = lab_to_rgb(torch.cat([L, ab], 1))
     assert (rgb_to_lab(clipped)[:, :1] - L).abs().max() > 5  # per-channel clipping moves L a lot
-    kept = lab_to_rgb_keep_lightness(L, ab)
+    kept = lab_to_rgb_keep_lightness(L, ab, backend="torch")
     assert kept.min() >= 0 and kept.max() <= 1
     assert (rgb_to_lab(kept)[:, :1] - L).abs().max() < 0.05
     # in-gamut colours are converted exactly like lab_to_rgb
     x = torch.rand(1, 3, 16, 16)
     lab = rgb_to_lab(x)
-    torch.testing.assert_close(lab_to_rgb_keep_lightness(lab[:, :1], lab[:, 1:]), x, atol=1e-4, rtol=0)
+    torch.testing.assert_close(lab_to_rgb_keep_lightness(lab[:, :1], lab[:, 1:], backend="torch"), x, atol=1e-4, rtol=0)
     # out-of-gamut colours keep their hue direction: the chroma shrinks, it does not rotate much
     lab_kept = rgb_to_lab(kept)
     cos = (lab_kept[:, 1:] * ab).sum(1) / (lab_kept[:, 1:].norm(dim=1) * ab.norm(dim=1) + 1e-6)
@@ -65,3 +65,24 @@ def test_saturation_and_errors():
         rgb_to_lab(torch.rand(2, 4, 4))
     with pytest.raises(TypeError):
         rgb_to_lab(np.zeros((3, 4, 4)))
+
+
+def test_opencv_path_matches_the_formula():
+    """backend="auto" (OpenCV on CPU) agrees with the torch formula: RGB within 3e-4 where in gamut,
+    lightness within 0.25 L* (OpenCV interpolates its curves), and out-of-gamut colours still keep L*."""
+    torch.manual_seed(2)
+    L = torch.rand(2, 1, 40, 50) * 100
+    ab = (torch.rand(2, 2, 40, 50) * 2 - 1) * 90  # a good share outside sRGB
+    fast, ref = lab_to_rgb_keep_lightness(L, ab), lab_to_rgb_keep_lightness(L, ab, backend="torch")
+    assert fast.shape == ref.shape and fast.dtype == torch.float32
+    assert float((fast - ref).abs().max()) < 3e-4
+    assert float((rgb_to_lab(fast)[:, :1] - L).abs().max()) < 0.05
+    x = torch.rand(3, 3, 24, 30).contiguous(memory_format=torch.channels_last)
+    light = rgb_to_lightness(x)
+    assert light.shape == (3, 1, 24, 30)
+    assert float((light - rgb_to_lightness(x, backend="torch")).abs().max()) < 0.25
+    # tensors that need gradients (training) always take the formula
+    xg = x.clone().requires_grad_(True)
+    assert rgb_to_lightness(xg).requires_grad
+    with pytest.raises(ValueError, match="backend"):
+        rgb_to_lightness(x, backend="numpy")

@@ -93,7 +93,7 @@ def processing_options(func):
         click.option("--codec", default="libx264", show_default=True,
                      help="Video encoder: libx264, libx265, prores_ks, ffv1 (or any your ffmpeg has, with "
                           "--encoder ffmpeg)."),
-        click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="Quality for x264/x265."),
+        click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="Quality for x264/x265 (preset veryfast unless -e preset=...)."),
         click.option("--pix-fmt", help="Output pixel format [default: yuv420p; yuv444p for odd sizes]."),
         click.option("-e", "--encoder-option", "encoder_opts", multiple=True, metavar="KEY=VALUE",
                      help="Encoder option passed through, e.g. -e preset=slow -e tune=film (repeatable)."),

@@ -18,10 +18,20 @@ from vidcolor.io.containers import (
 from vidcolor.io.probe import VideoMeta
 
 
+# x264/x265 preset unless ``-e preset=...`` says otherwise. Measured on an 854x480 Tears of Steel
+# excerpt (240 frames, crf 18, ffmpeg CLI, 2 cores): medium 79 frames/s, 48.9 dB PSNR / SSIM 0.9942
+# against the source, 2.28 MB; veryfast 182 frames/s, 46.9 dB / 0.9922, 2.19 MB. Encoding at medium
+# costs more CPU per frame than the whole colorize style, so the default is veryfast; archive
+# masters can ask for ``-e preset=slow``.
+DEFAULT_X264_PRESET = "veryfast"
+
+
 def encoder_options(codec: str, crf: int | None, extra: dict[str, str]) -> dict[str, str]:
     opts: dict[str, str] = {}
-    if codec in ("libx264", "libx265") and crf is not None:
-        opts["crf"] = str(crf)
+    if codec in ("libx264", "libx265"):
+        opts["preset"] = DEFAULT_X264_PRESET
+        if crf is not None:
+            opts["crf"] = str(crf)
     if codec == "libx265":
         opts.setdefault("x265-params", "log-level=error")
     if codec == "prores_ks":
