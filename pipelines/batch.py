@@ -59,7 +59,7 @@ class BatchOptions:
     crf: int | None = 18
     pix_fmt: str | None = None
     encoder_options: dict[str, str] = field(default_factory=dict)
-    chunk_size: int = 8
+    chunk_size: int = 4
     resumable: bool | None = None
 
     def signature(self, style: Style) -> dict[str, Any]:

@@ -30,6 +30,7 @@ the join shows no seam.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -51,6 +52,7 @@ from vidcolor.stages.base import Chunk, Stage, StageContext
 from vidcolor.styles import Style, get_style
 
 from .manifest import atomic_write_json, fingerprint, settings_hash, settings_signature
+from .overlap import run_stages
 
 RESUMABLE_MIN_SECONDS = 600.0   # `run` is resumable by default from 10 minutes of video on
 SEGMENT_SECONDS = 60.0          # at most this much work is lost in a crash
@@ -130,7 +132,7 @@ class EncodeSettings:
     crf: int | None = 18
     pix_fmt: str | None = None
     encoder_options: dict[str, str] = field(default_factory=dict)
-    chunk_size: int = 8
+    chunk_size: int = 4
 
     def signature(self) -> dict[str, Any]:
         """What changes the pictures or the encoding (not the device or chunk size)."""
@@ -259,7 +261,7 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     stages unwritten (segment-parallel). ``on_segment`` is called after each finished segment, once
     its file (and state file when ``save_state``) is in place. Returns the segments and warnings.
     """
-    from vidcolor.pipelines.run import apply_stages, open_writer, pick_device, to_tensor, to_uint8
+    from vidcolor.pipelines.run import intra_op_threads, open_writer, pick_device, to_tensor, to_uint8
 
     if start % segment_frames:
         raise ValueError(f"start frame {start} is not a multiple of the segment length {segment_frames}")
@@ -285,33 +287,43 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     writer = current = None
     try:
         with VideoReader(input_path, meta=meta, start_frame=first, queue_size=2 * settings.chunk_size) as reader, \
-                torch.inference_mode():
-            for fc in _split(reader.chunks(settings.chunk_size), boundary):
-                if end is not None and fc.index >= end:
-                    break
-                x = to_tensor(fc.frames, dev)
-                out = apply_stages(stages, Chunk(frames=x, index=fc.index, pts=fc.pts, source=x))
-                if fc.index < start:
-                    continue  # warm-up frames: they only feed the stages' temporal state
-                if writer is None:
-                    k = fc.index // segment_frames
-                    current = Segment(index=k, start=fc.index, frames=0, first_pts=fc.pts[0],
-                                      file=f"seg-{k:05d}{SEGMENT_EXT}")
-                    writer = open_writer(settings.encoder, work / current.file, meta, codec=settings.codec,
-                                         crf=settings.crf, pix_fmt=settings.pix_fmt,
-                                         options=settings.encoder_options, queue_size=3, streams_from=None,
-                                         tags=None)
-                    writer.__enter__()
-                writer.write(to_uint8(out.frames), fc.pts)
-                current.frames += len(fc)
-                if progress is not None:
-                    progress(fc.index + len(fc), meta.frame_count)
-                if boundary(fc.index) == fc.index + len(fc):  # the segment is full
-                    _finish(writer, current, work, stages, save_state, warnings)
-                    writer = None
-                    done.append(current)
-                    if on_segment is not None:
-                        on_segment(current)
+                torch.inference_mode(), intra_op_threads(stages, dev):
+            pieces = _split(reader.chunks(settings.chunk_size), boundary)
+            if end is not None:
+                pieces = itertools.takewhile(lambda fc: fc.index < end, pieces)
+
+            def piece_key(fc: FrameChunk) -> int:
+                return -1 if fc.index < start else fc.index // segment_frames
+
+            def as_chunks(group: Iterable[FrameChunk]) -> Iterator[Chunk]:
+                for fc in group:
+                    x = to_tensor(fc.frames, dev)
+                    yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x)
+
+            # The stages run in threads of their own (overlap.run_stages), drained at every segment
+            # boundary: the state saved with a segment is the stages' state after its last frame.
+            for key, group in itertools.groupby(pieces, key=piece_key):
+                for out in run_stages(stages, as_chunks(group)):
+                    if key < 0:
+                        continue  # warm-up frames: they only feed the stages' temporal state
+                    if writer is None:
+                        current = Segment(index=key, start=out.index, frames=0, first_pts=out.pts[0],
+                                          file=f"seg-{key:05d}{SEGMENT_EXT}")
+                        writer = open_writer(settings.encoder, work / current.file, meta, codec=settings.codec,
+                                             crf=settings.crf, pix_fmt=settings.pix_fmt,
+                                             options=settings.encoder_options, queue_size=3, streams_from=None,
+                                             tags=None)
+                        writer.__enter__()
+                    writer.write(to_uint8(out.frames), out.pts)
+                    current.frames += len(out)
+                    if progress is not None:
+                        progress(out.index + len(out), meta.frame_count)
+                    if boundary(out.index) == out.index + len(out):  # the segment is full
+                        _finish(writer, current, work, stages, save_state, warnings)
+                        writer = None
+                        done.append(current)
+                        if on_segment is not None:
+                            on_segment(current)
         if writer is not None and current is not None and current.frames:  # the film ended mid-segment
             _finish(writer, current, work, stages, save_state, warnings)
             writer = None
@@ -439,7 +451,7 @@ def run_resumable(input_path: str | os.PathLike, output_path: str | os.PathLike 
                   style: str | Style = "noir", *, meta: VideoMeta | None = None,
                   overrides: dict[str, Any] | None = None, device: str | None = None, overwrite: bool = False,
                   encoder: str = "pyav", codec: str = "libx264", crf: int | None = 18, pix_fmt: str | None = None,
-                  encoder_options: dict[str, str] | None = None, chunk_size: int = 8,
+                  encoder_options: dict[str, str] | None = None, chunk_size: int = 4,
                   progress: ProgressFn | None = None, segment_seconds: float | None = None,
                   segment_frames: int | None = None):
     """``run`` in crash-safe segments; the same arguments and ``RunReport`` (see the module doc).
@@ -534,7 +546,7 @@ def plan_split_run(input_path: str | os.PathLike, output_path: str | os.PathLike
                    style: str | Style = "noir", *, jobs: int | None = None, overrides: dict[str, Any] | None = None,
                    device: str | None = None, overwrite: bool = False, encoder: str = "pyav", codec: str = "libx264",
                    crf: int | None = 18, pix_fmt: str | None = None, encoder_options: dict[str, str] | None = None,
-                   chunk_size: int = 8, segment_seconds: float | None = None, segment_frames: int | None = None,
+                   chunk_size: int = 4, segment_seconds: float | None = None, segment_frames: int | None = None,
                    warmup: int = WARMUP_FRAMES, threads: int = 0) -> SplitPlan:
     """Probe, check the output, empty the work folder and cut the film into jobs on segment
     boundaries (``jobs`` ranges; None: one job per segment)."""

@@ -68,7 +68,7 @@ def test_ray_segment_parallel_film_joins_without_a_seam(tmp_path, ray_cluster):
     out = tmp_path / "out"
     # 0.5 s = 12 frames, rounded up to whole 8-frame chunks: segments of 16 frames, 3 parallel tasks
     r = CliRunner().invoke(main, ["-q", "batch", str(src), "-o", str(out), "--style", str(style), "--codec", "ffv1",
-                                  "--executor", "ray", "--split-seconds", "0.5", "--json"])
+                                  "--executor", "ray", "--split-seconds", "0.5", "--chunk-size", "8", "--json"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert report["counts"] == {"done": 1, "skipped": 0, "failed": 0} and report["files"][0]["frames"] == 48
@@ -77,7 +77,7 @@ def test_ray_segment_parallel_film_joins_without_a_seam(tmp_path, ray_cluster):
     from vidcolor.pipelines.batch import BatchOptions, FileTask
     from vidcolor.pipelines.ray_executor import RayExecutor
 
-    task = FileTask("film.mkv", str(src / "film.mkv"), str(tmp_path / "probe.mkv"), BatchOptions(style=str(style)))
+    task = FileTask("film.mkv", str(src / "film.mkv"), str(tmp_path / "probe.mkv"), BatchOptions(style=str(style), chunk_size=8))
     plan = RayExecutor(split_seconds=0.5)._plan_split(task)
     # (Matroska stores no frame count: probe estimates it from the duration, maybe a segment too many;
     # the last job reads to the real end, an empty one writes nothing)

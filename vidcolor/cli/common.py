@@ -97,7 +97,7 @@ def processing_options(func):
         click.option("--pix-fmt", help="Output pixel format [default: yuv420p; yuv444p for odd sizes]."),
         click.option("-e", "--encoder-option", "encoder_opts", multiple=True, metavar="KEY=VALUE",
                      help="Encoder option passed through, e.g. -e preset=slow -e tune=film (repeatable)."),
-        click.option("--chunk-size", type=click.IntRange(1, 256), default=8, show_default=True,
+        click.option("--chunk-size", type=click.IntRange(1, 256), default=4, show_default=True,
                      help="Frames per model batch."),
     ]
     for option in reversed(options):
