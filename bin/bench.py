@@ -106,6 +106,52 @@ def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
     return {"frames": rep.frames, "seconds": time.perf_counter() - t}
 
 
+def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
+    """Each part of ``style``'s pipeline alone, on the whole machine, in the order the pipeline
+    runs them: decode, every stage (fed the previous stage's output, state reset after a warm-up
+    chunk), the float -> uint8 conversion and encoding (libx264, the writer's default settings) of
+    frames already in memory. ``stage_fps`` maps each part to its frames/s; the slowest part is what
+    overlapping them can reach at best."""
+    import torch
+
+    from vidcolor.io.probe import probe
+    from vidcolor.io.reader import VideoReader
+    from vidcolor.io.writer import VideoWriter
+    from vidcolor.pipelines.run import to_tensor, to_uint8
+    from vidcolor.stages.base import Chunk, StageContext
+    from vidcolor.styles import get_style
+
+    size = int(chunk)
+    meta = probe(path)
+    fps: dict[str, float] = {}
+    t = time.perf_counter()
+    with VideoReader(path, meta=meta) as r:
+        raw = list(r.chunks(size))
+    n = sum(len(c) for c in raw)
+    fps["decode"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    chunks = [Chunk(frames=to_tensor(c.frames, torch.device("cpu")), index=c.index, pts=c.pts) for c in raw]
+    chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames) for c in chunks]
+    fps["uint8 -> float"] = n / (time.perf_counter() - t)
+    stages = get_style(style).build(StageContext(device=torch.device("cpu")))
+    with torch.inference_mode():
+        for i, stage in enumerate(stages):
+            stage.process(chunks[0])  # warm-up (first-call allocations, lazy flow estimators)
+            stage.reset()
+            t = time.perf_counter()
+            chunks = [stage.process(c) for c in chunks]
+            fps[f"stage {i + 1} {stage.name}"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    frames = [to_uint8(c.frames) for c in chunks]
+    fps["float -> uint8"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    with VideoWriter(out, meta) as w:
+        for c, f in zip(chunks, frames):
+            w.write(f, c.pts)
+    fps["encode"] = n / (time.perf_counter() - t)
+    return {"frames": n, "seconds": sum(n / v for v in fps.values()), "stage_fps": fps}
+
+
 def case_model(arch: str, kwargs: str, height: str, width: str, batch: str = "4", precision: str = "fp32") -> dict:
     """Model-only fps: forward passes of ``arch`` on (batch, C, H, W) random input (padded as the
     stage pads), after a warm-up. Weights are random: compute does not depend on their values."""
@@ -334,6 +380,11 @@ def main() -> None:
             record("stabilizer 854x480 (DIS)", measure("stabilizer"))
             record("temporal quality 427x240 (proxy flicker)", measure("temporal"))
         for style in styles:
+            res = measure("stages", str(long), style, str(tmp_p / f"stages-{style}.mp4"), env=env)
+            results["cases"][f"stages {style} 854x480"] = res
+            for part, v in res["stage_fps"].items():
+                print(f"  {style}: {part:<52} {v:>8.1f} fps alone", flush=True)
+        for style in styles:
             variants = [("", "{}")]
             if style == "colorize":
                 variants.append((" --temporal 0", json.dumps({"overrides": {"temporal": 0}})))
@@ -364,11 +415,14 @@ def ratios(cases: dict, styles: list[str]) -> dict:
     col = cases.get("run colorize 854x480 long")
     if anchor and col:
         r["colorize end-to-end fps / unet_256 model-only fps"] = col["fps"] / anchor["fps"]
-    if col:
-        model = next((v for k, v in cases.items() if k.startswith("model colorize (") and not k.endswith("bf16")), None)
-        stages = [v["fps"] for v in (cases.get("decode 854x480"), cases.get("stabilizer 854x480 (DIS)"), model) if v]
-        if stages:
-            r["colorize end-to-end fps / slowest stage standalone fps"] = col["fps"] / min(stages)
+    for style in styles:
+        run_long, parts = cases.get(f"run {style} 854x480 long"), cases.get(f"stages {style} 854x480")
+        if run_long and parts:
+            alone = parts["stage_fps"]
+            r[f"{style}: end-to-end fps / slowest part alone ({min(alone, key=alone.get)})"] = (
+                run_long["fps"] / min(alone.values()))
+            r[f"{style}: end-to-end fps / all parts one after another"] = (
+                run_long["fps"] * sum(1 / v for v in alone.values()))
     return r
 
 
@@ -383,7 +437,7 @@ def _cpu_name() -> str:
 
 
 CASES = {"weights": case_weights, "decode": case_decode, "transcode": case_transcode, "run": case_run, "model": case_model,
-         "stabilizer": case_stabilizer, "temporal": case_temporal_quality}
+         "stabilizer": case_stabilizer, "temporal": case_temporal_quality, "stages": case_stages}
 
 
 if __name__ == "__main__":

@@ -119,8 +119,12 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 in [0, 1] on ``device``."""
-    t = torch.from_numpy(frames).to(device, non_blocking=True)
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 in [0, 1] on ``device``. To a GPU the uint8
+    frames go through pinned (page-locked) memory, so the copy is asynchronous (non_blocking)."""
+    t = torch.from_numpy(frames)
+    if device.type == "cuda":
+        t = t.pin_memory()
+    t = t.to(device, non_blocking=True)
     return t.permute(0, 3, 1, 2).float().div_(255)
 
 

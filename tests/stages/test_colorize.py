@@ -116,3 +116,14 @@ def test_guided_upsampling_sharpens_chroma_edges() -> None:
         mean_gui += (gui - ab).abs().mean().item()
     assert edge_gui < 0.95 * edge_bil  # at least 5% less chroma error on edges
     assert mean_gui < 1.05 * mean_bil  # and no worse overall
+
+
+def test_compile_flag_gives_the_eager_result(colorizer: Path) -> None:
+    """--compile (torch.compile, inductor) on CPU: same colours as eager within float rounding."""
+    ctx = StageContext(overrides={"weights": str(colorizer), "compile": True, "precision": "fp32"})
+    compiled = build_stage({"type": "colorize", "render_size": 32}, ctx)
+    eager = Colorize(weights=str(colorizer), render_size=32, precision="fp32")
+    assert compiled.compile and compiled.describe()["compile"] is True and not eager.compile
+    x = grey(2, 48, 80, seed=3)
+    torch.testing.assert_close(compiled.process(Chunk(x, 0)).frames, eager.process(Chunk(x, 0)).frames,
+                               atol=1e-3, rtol=0)

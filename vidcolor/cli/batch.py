@@ -59,7 +59,7 @@ def print_summary(report) -> None:
 def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recursive: bool, jobs: int,
           executor: str, address: str | None, cpus_per_job: float, gpus_per_job: float,
           split_seconds: float | None, lut: str | None, temporal: float | None, render_size: int | None,
-          weights: str | None, device: str, encoder: str, codec: str, crf: int, pix_fmt: str | None,
+          weights: str | None, compile_model: bool, device: str, encoder: str, codec: str, crf: int, pix_fmt: str | None,
           encoder_opts: tuple[str, ...], chunk_size: int, resumable: bool | None, as_json: bool) -> None:
     """Process every video in INPUT_DIR into the same tree under OUTPUT_DIR.
 
@@ -91,6 +91,8 @@ def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recu
         runner = LocalExecutor(jobs=jobs)
     overrides = {k: v for k, v in {"lut": lut, "temporal": temporal, "render_size": render_size,
                                    "weights": weights}.items() if v is not None}
+    if compile_model:
+        overrides["compile"] = True
     options = BatchOptions(style=style, overrides=overrides, device=device, encoder=encoder, codec=codec, crf=crf,
                            pix_fmt=pix_fmt, encoder_options=parse_key_values(encoder_opts, "-e"),
                            chunk_size=chunk_size, resumable=resumable)

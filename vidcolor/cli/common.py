@@ -87,6 +87,9 @@ def processing_options(func):
         click.option("--temporal", type=click.FloatRange(0, 1), help="Temporal stabilizer strength 0..1 (0 = off)."),
         click.option("--render-size", type=click.IntRange(32, 4096), help="Short side the model sees (model styles)."),
         click.option("--weights", help="Weights name or folder for the style's model stage."),
+        click.option("--compile", "compile_model", is_flag=True,
+                     help="torch.compile the style's model (needs a C++ compiler on CPU; the first chunk "
+                          "waits for the compilation, tens of seconds)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--encoder", type=click.Choice(["pyav", "ffmpeg"]), default="pyav", show_default=True,
                      help="pyav: in-process; ffmpeg: the ffmpeg command-line tool (hardware encoders)."),

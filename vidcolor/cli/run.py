@@ -57,7 +57,7 @@ def make_progress(quiet: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @handle_errors
 def run(input_path: str, style: str, output_path: str | None, overwrite: bool, lut: str | None,
-        temporal: float | None, render_size: int | None, weights: str | None, device: str, encoder: str,
+        temporal: float | None, render_size: int | None, weights: str | None, compile_model: bool, device: str, encoder: str,
         codec: str, crf: int, pix_fmt: str | None, encoder_opts: tuple[str, ...], chunk_size: int,
         resumable: bool | None, as_json: bool) -> None:
     """Colorize or stylize one video, keeping its length, timing, sound and subtitles.
@@ -72,6 +72,8 @@ def run(input_path: str, style: str, output_path: str | None, overwrite: bool, l
 
     overrides = {k: v for k, v in {"lut": lut, "temporal": temporal, "render_size": render_size,
                                    "weights": weights}.items() if v is not None}
+    if compile_model:
+        overrides["compile"] = True
     quiet = STATE.quiet or as_json
     update, finish = make_progress(quiet)
     try:

@@ -67,14 +67,18 @@ class Colorize(Stage):
     ``weights``: a weights name or folder (``vidcolor models list``); must be a colorizer.
     ``render_size``: short side the model sees (256: the training size of our and Zhang's nets).
     ``guided``: guided-filter upsampling of ab (else bilinear). ``batch_size``: frames per forward.
-    ``precision``: ``auto`` (fp16 autocast on CUDA, fp32 on CPU), ``fp32``, ``fp16``, ``bf16``.
-    Reads ``ctx.overrides`` keys ``weights``, ``render_size``, ``precision``; device from ``ctx.device``.
+    ``precision``: ``auto`` (fp16 autocast on CUDA, bf16 on CPUs with native bf16, else fp32),
+    ``fp32``, ``fp16``, ``bf16``. ``compile``: ``torch.compile`` the model (CLI ``--compile``).
+    Reads ``ctx.overrides`` keys ``weights``, ``render_size``, ``precision``, ``compile``; device
+    from ``ctx.device``.
     """
 
     def __init__(self, weights: str = "colorize", render_size: int = 256, guided: bool = True, batch_size: int = 4,
-                 precision: str = "auto", device: str | torch.device | None = "cpu"):
+                 precision: str = "auto", device: str | torch.device | None = "cpu",
+                 compile: bool = False):
         if not isinstance(render_size, int) or render_size < 8:
             raise ValueError(f"render_size must be an int >= 8, got {render_size!r}")
+        self.compile = bool(compile)
         self.device = pick_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.weights, self.render_size, self.guided = str(weights), render_size, bool(guided)
@@ -87,11 +91,11 @@ class Colorize(Stage):
         self.l_center, self.l_scale = (float(v) for v in config["l_norm"])
         self.ab_scale = float(config["ab_scale"])
         self.multiple = int(getattr(model, "size_multiple", 1))
-        self.model = prepare_model(model, self.device)
+        self.model = prepare_model(model, self.device, compile=self.compile)
 
     @classmethod
     def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Colorize":
-        params = {**params, **{k: ctx.overrides[k] for k in ("weights", "render_size", "precision")
+        params = {**params, **{k: ctx.overrides[k] for k in ("weights", "render_size", "precision", "compile")
                                if ctx.overrides.get(k) is not None}}
         params.setdefault("device", ctx.device)
         try:
@@ -128,4 +132,5 @@ class Colorize(Stage):
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
                 "render_size": self.render_size, "guided": self.guided, "precision": self.precision,
+                "compile": self.compile,
                 "source_sha256": self.config.get("meta", {}).get("source_sha256")}

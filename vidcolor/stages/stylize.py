@@ -36,9 +36,11 @@ class Stylize(Stage):
     """
 
     def __init__(self, weights: str, render_size: int = 256, keep_luma: bool = False, detail: float = 0.0,
-                 batch_size: int = 4, precision: str = "auto", device: str | torch.device | None = "cpu"):
+                 batch_size: int = 4, precision: str = "auto", device: str | torch.device | None = "cpu",
+                 compile: bool = False):
         if not isinstance(render_size, int) or render_size < 8:
             raise ValueError(f"render_size must be an int >= 8, got {render_size!r}")
+        self.compile = bool(compile)
         if not 0.0 <= float(detail) <= 1.0:
             raise ValueError(f"detail must be in [0, 1], got {detail}")
         self.device = pick_device(device)
@@ -52,11 +54,11 @@ class Stylize(Stage):
                                "stylize weights")
         self.config = config
         self.multiple = int(getattr(model, "size_multiple", 1))
-        self.model = prepare_model(model, self.device)
+        self.model = prepare_model(model, self.device, compile=self.compile)
 
     @classmethod
     def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Stylize":
-        params = {**params, **{k: ctx.overrides[k] for k in ("weights", "render_size", "precision")
+        params = {**params, **{k: ctx.overrides[k] for k in ("weights", "render_size", "precision", "compile")
                                if ctx.overrides.get(k) is not None}}
         params.setdefault("device", ctx.device)
         try:
@@ -94,4 +96,4 @@ class Stylize(Stage):
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
                 "render_size": self.render_size, "keep_luma": self.keep_luma, "detail": self.detail,
-                "precision": self.precision, "source_sha256": self.config.get("meta", {}).get("source_sha256")}
+                "precision": self.precision, "compile": self.compile, "source_sha256": self.config.get("meta", {}).get("source_sha256")}
