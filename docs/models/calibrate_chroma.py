@@ -8,7 +8,8 @@ real footage ("sepia mush"). Our weights format has the knob for that: ``config.
 grey versions of training-split clips and photos (never the eval split) at a few gains and prints
 colourfulness (ratio to the truth), CIEDE2000 and PSNR against the truth for each; ``--write``
 stores the gain whose colourfulness ratio is closest to ``--target`` (default 1.0: as colourful as
-real footage on average) in the folder's config.json (``ab_scale = 110 * gain``; the previous
+real footage on average), or with ``--min-colourfulness R`` the gain with the lowest CIEDE2000 among
+those at least R times as colourful as the truth, in the folder's config.json (``ab_scale = 110 * gain``; the previous
 value and the calibration are recorded under ``meta.chroma_calibration``).
 """
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("weights")
     ap.add_argument("--gains", default="1.0,1.25,1.5,1.75,2.0")
     ap.add_argument("--target", type=float, default=1.0)
+    ap.add_argument("--min-colourfulness", type=float, default=None,
+                    help="choose the lowest-CIEDE gain whose colourfulness ratio is at least this")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--render-size", type=int, default=128)
@@ -66,12 +69,18 @@ def main(argv: list[str] | None = None) -> int:
                    "psnr": float(np.mean(ps))}
         print(f"gain {g:.2f}: colourfulness/truth {rows[g]['colorfulness_ratio']:.2f}  CIEDE {rows[g]['ciede']:.2f}  "
               f"PSNR {rows[g]['psnr']:.2f}", flush=True)
-    best = min(rows, key=lambda g: abs(rows[g]["colorfulness_ratio"] - args.target))
+    if args.min_colourfulness is not None:
+        ok = [g for g in rows if rows[g]["colorfulness_ratio"] >= args.min_colourfulness] or [max(rows)]
+        best = min(ok, key=lambda g: rows[g]["ciede"])
+    else:
+        best = min(rows, key=lambda g: abs(rows[g]["colorfulness_ratio"] - args.target))
     print(json.dumps({"chosen_gain": best, **rows[best]}))
     if args.write:
         cfg["ab_scale"] = base * best
         cfg.setdefault("meta", {})["chroma_calibration"] = {
-            "ab_scale_trained": base, "gain": best, "target_colorfulness_ratio": args.target,
+            "ab_scale_trained": base, "gain": best,
+            **({"rule": f"lowest CIEDE2000 with colourfulness ratio >= {args.min_colourfulness}"}
+               if args.min_colourfulness is not None else {"target_colorfulness_ratio": args.target}),
             "data": f"training split: first {args.frames} frames of {', '.join(CLIPS)}; {len(imgs)} photos of {IMAGES}",
             "table": {str(k): v for k, v in rows.items()}, "script": "docs/models/calibrate_chroma.py"}
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")

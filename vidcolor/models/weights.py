@@ -96,15 +96,17 @@ register_weights(WeightsEntry(
     description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), trained by vidcolor train",
     # ab_scale 88 = 110 x 0.8: chroma gain calibrated on training-split footage (docs/models/calibrate_chroma.py)
     package=True, l_norm=DEFAULT_L_NORM, ab_scale=88.0,
-    sha256="b6f4e41d723116dfe0f0428065a25cf4d2e264188ea82574b4d479d06bb42646",
-    meta={"params": 2_616_482, "recipe": "configs/train/colorize_ship.toml", "model_card": "docs/models/colorize.md",
-          "training": "vidcolor train, 4000 steps x 8 crops of 128px, 35 min on a 2-core CPU, seed 0",
+    sha256="c52bc7082bffebe431ed73dae20adb9dafaebe7c7dcf7d23a6e3f60c30b827cf",
+    meta={"params": 2_616_482, "model_card": "docs/models/colorize.md",
+          "recipe": "configs/train/colorize_ship.toml, then configs/train/colorize_ship_stage2.toml",
+          "training": "vidcolor train, 4000 steps (rebalanced L1 + LSGAN) then 10000 steps (L1 + LSGAN) x 8 crops "
+                      "of 128px, 89 min on a 2-core CPU, seeds 0 and 1",
           "data": "train split of ../shared/data: 18 colour clips (5403 frames) + 228 photos; eval split excluded",
-          "metrics": {"eval_clips_mean": {"ciede2000": 14.48, "ciede2000_grey": 10.52, "psnr": 20.23, "psnr_grey": 22.86,
-                                          "colorfulness_ratio": 1.37, "warp_error_stabilized": 0.00159,
-                                          "warp_error_per_frame": 0.00199, "cdc_stabilized": 0.0139},
-                      "kodak24_mean": {"ciede2000": 13.85, "ciede2000_grey": 12.11, "psnr": 21.22, "psnr_grey": 22.00,
-                                       "colorfulness_ratio": 0.82}},
+          "metrics": {"eval_clips_mean": {"ciede2000": 12.53, "ciede2000_grey": 10.52, "psnr": 21.58, "psnr_grey": 22.87,
+                                          "colorfulness_ratio": 0.92, "warp_error_stabilized": 0.00071,
+                                          "warp_error_per_frame": 0.00092, "cdc_stabilized": 0.0155},
+                      "kodak24_mean": {"ciede2000": 12.81, "ciede2000_grey": 12.11, "psnr": 21.63, "psnr_grey": 22.03,
+                                       "colorfulness_ratio": 0.72}},
           "licence": "Apache-2.0 (vidcolor)"},
 ))
 
