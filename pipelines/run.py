@@ -150,12 +150,6 @@ def intra_op_threads(stages: list[Stage], device: torch.device) -> Iterator[None
             torch.set_num_threads(saved)
 
 
-def apply_stages(stages: list[Stage], chunk: Chunk) -> Chunk:
-    for stage in stages:
-        chunk = stage.process(chunk)
-    return chunk
-
-
 def open_writer(encoder: str, output: Path, meta: VideoMeta, **kwargs: Any):
     if encoder == "pyav":
         from vidcolor.io.writer import VideoWriter

@@ -304,15 +304,10 @@ def validate(r: Recipe, where: str) -> None:
 
 def load_recipe(path: str | Path, overrides: Mapping[str, str] | None = None) -> Recipe:
     """Read a recipe TOML, apply dotted ``overrides`` (``{"train.steps": "50"}``), validate."""
+    from vidcolor.styles import read_toml
+
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"recipe not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read recipe ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    data = read_toml(path, "recipe")
     data.setdefault("name", path.stem)
     if overrides:
         data = apply_overrides(data, overrides)

@@ -59,16 +59,22 @@ def user_dir() -> Path:
     return home_dir() / "styles"
 
 
-def load_style_file(path: str | Path, name: str | None = None) -> Style:
-    path = Path(path)
+def read_toml(path: Path, kind: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing, unreadable or malformed file is a one-line ``InputError``
+    naming the ``kind`` of file (``"style"``, ``"recipe"``)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"style file not found: {path}") from None
+        raise InputError(f"{kind} file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read style ({exc})") from None
+        raise InputError(f"{path}: cannot read {kind} ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML ({exc})") from None
+
+
+def load_style_file(path: str | Path, name: str | None = None) -> Style:
+    path = Path(path)
+    data = read_toml(path, "style")
     stages = data.get("stages")
     if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) and "type" in s for s in stages):
         raise InputError(f"{path}: a style needs one or more [[stages]] tables, each with a 'type'")
