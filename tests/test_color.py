@@ -86,3 +86,22 @@ def test_opencv_path_matches_the_formula():
     assert rgb_to_lightness(xg).requires_grad
     with pytest.raises(ValueError, match="backend"):
         rgb_to_lightness(x, backend="numpy")
+
+
+def test_lightness_8bit_is_exact_on_decoded_frames() -> None:
+    """The CPU colorizer's L*: exact (float64 formula) for 8-bit frames, within half an 8-bit step
+    otherwise, whatever the memory layout."""
+    from vidcolor.color import lightness_8bit
+
+    g = torch.Generator().manual_seed(5)
+    u8 = torch.randint(0, 256, (2, 3, 37, 53), generator=g, dtype=torch.uint8)
+    x = u8.float() / 255
+    x[0, :, :4] = torch.arange(4 * 53 * 3).reshape(3, 4, 53) / 255 / 64  # the dark (linear) branch too
+    x = (x * 255).round() / 255
+    ref = rgb_to_lightness(x.double(), backend="torch")
+    for layout in (x, x.contiguous(memory_format=torch.channels_last)):
+        got = lightness_8bit(layout)
+        assert got.shape == (2, 1, 37, 53) and got.dtype == torch.float32
+        assert float((got.double() - ref).abs().max()) < 1e-3
+    y = torch.rand(1, 3, 40, 40, generator=g)  # not 8-bit: rounded first
+    assert float((lightness_8bit(y).double() - rgb_to_lightness(y.double(), backend="torch")).abs().max()) < 0.25

@@ -62,12 +62,15 @@ def weights_config(recipe: Recipe, data: dict, metrics: dict | None = None) -> d
 
 
 def style_toml(name: str, recipe: Recipe, weights: str) -> str:
-    """The style file of an exported model: the model stage, then the stabilizer (if any)."""
+    """The style file of an exported model: the model stage, then the stabilizer (if any; a colorizer
+    stabilizes its chroma itself, ``temporal``)."""
     stage = "colorize" if recipe.objective.task == "colorize" else "stylize"
     lines = [f'description = "Trained with vidcolor train ({recipe.name}, {recipe.objective.kind})"', "",
              "[[stages]]", f'type = "{stage}"', f"weights = {json.dumps(weights)}",
              f"render_size = {recipe.export.render_size}"]
-    if recipe.export.stabilize > 0:
+    if recipe.export.stabilize > 0 and stage == "colorize":  # chroma stabilized inside the stage
+        lines += [f"temporal = {recipe.export.stabilize}"]
+    elif recipe.export.stabilize > 0:
         lines += ["", "[[stages]]", 'type = "stabilize"', f"strength = {recipe.export.stabilize}"]
     return "\n".join(lines) + "\n"
 

@@ -150,6 +150,42 @@ def rgb_to_lightness(rgb: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     return 116 * fy - 16
 
 
+_Y_LUT: np.ndarray | None = None
+
+
+def lightness_8bit(rgb: torch.Tensor) -> torch.Tensor:
+    """CIE L* ``(T, 1, H, W)`` of CPU float32 sRGB frames ``(T, 3, H, W)`` in [0, 1], computed from
+    the frames rounded to 8 bits: each channel's share of luminance Y comes from a 256-entry table
+    (exact sRGB decoding, no curve approximation), then ``L* = 116 Y^(1/3) - 16`` (linear below
+    (6/29)^3). For decoded video (values k / 255) this is the exact L* of the frame, to float
+    rounding; other inputs are off by at most half an 8-bit step (< 0.25 L*). About 1 ms a frame at
+    854x480 against 2.6 ms for OpenCV's float RGB -> Lab."""
+    import cv2
+
+    global _Y_LUT
+    if _Y_LUT is None:
+        lin = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255).numpy()
+        _Y_LUT = np.stack([lin * float(w) for w in _RGB2XYZ[1].double()], -1).astype(np.float32).reshape(1, 256, 3)
+    n, _, h, w = rgb.shape
+    hwc = rgb.permute(0, 2, 3, 1)
+    src = hwc.numpy() if hwc.is_contiguous() else hwc.contiguous().numpy()
+    out = np.empty((n, 1, h, w), np.float32)
+    tmp, u8, ys = np.empty((h, w, 3), np.float32), np.empty((h, w, 3), np.uint8), np.empty((h, w, 3), np.float32)
+    ones = np.ones((1, 3), np.float32)
+    for i in range(n):
+        cv2.threshold(src[i], 0, 0, cv2.THRESH_TOZERO, dst=tmp)
+        cv2.convertScaleAbs(tmp, dst=u8, alpha=255.0)
+        cv2.LUT(u8, _Y_LUT, dst=ys)
+        y = cv2.transform(ys, ones)  # Y = sum of the three shares
+        L = np.cbrt(y, out=out[i, 0])
+        L *= 116.0
+        L -= 16.0
+        dark = y <= _EPS**3
+        if dark.any():
+            L[dark] = y[dark] * (116.0 / (3 * _EPS**2))
+    return torch.from_numpy(out)
+
+
 def lab_to_rgb_keep_lightness(L: torch.Tensor, ab: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """(L ``(*, 1, H, W)``, ab ``(*, 2, H, W)``) -> sRGB ``(*, 3, H, W)`` in [0, 1] whose L* is exactly ``L``.
 
@@ -176,8 +212,8 @@ def _keep_lightness_cv2(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     lab = np.empty((h, w, 3), np.float32)
     lo, hi = (1e-7,) * 3, (1 - 1e-7,) * 3
     for i in range(n):
-        lab[..., 0] = L[i, 0].clamp(0, 100).numpy()
-        lab[..., 1:] = ab[i].permute(1, 2, 0).numpy()
+        planes = [np.clip(L[i, 0].numpy(), 0, 100), ab[i, 0].numpy(), ab[i, 1].numpy()]
+        cv2.merge(planes, dst=lab)  # interleaving planes: 8x faster than strided numpy writes
         cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=out[i])
         # OpenCV clips linear RGB per channel: clipped pixels end at exactly 0 or 1 and have lost L.
         bad = np.flatnonzero(cv2.inRange(out[i], lo, hi) == 0)

@@ -5,8 +5,8 @@
 
 For each eval clip (MANIFEST.md, split "eval") the first ``--frames`` frames are decoded, scaled
 down to at most ``--max-width`` pixels wide, turned grey (CIE L* kept, a* = b* = 0) and run through
-the real stages of the ``colorize`` style: the Colorize stage alone ("per-frame") and Colorize then
-the style's Stabilize stage ("stabilized"), chunk by chunk as the pipeline does. Against the
+the real stages of the ``colorize`` style: with ``--temporal 0`` ("per-frame") and as the style
+stands, stabilizer on ("stabilized"), chunk by chunk as the pipeline does. Against the
 colour original ("truth"):
 
 * CIEDE2000 (mean over pixels and frames) for the model and the grey baseline (the grey input shown
@@ -76,27 +76,28 @@ def read_image(path: Path, max_width: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 255.0
 
 
-def build(weights: str | None, style: str = "colorize", render_size: int | None = None):
+def build(weights: str | None, style: str = "colorize", render_size: int | None = None,
+          temporal: float | None = None):
     overrides = {"weights": weights} if weights else {}
     if render_size:
         overrides["render_size"] = render_size
+    if temporal is not None:
+        overrides["temporal"] = temporal
     return get_style(style).build(StageContext(overrides=overrides))
 
 
-def run_stages(stages, grey: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-frame output of the first stage, output of all stages), chunk by chunk like the pipeline."""
+def run_stages(stages, grey: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """The output of ``stages``, chunk by chunk like the pipeline."""
     for s in stages:
         s.reset()
-    first, last = [], []
+    out = []
     for i in range(0, grey.shape[0], chunk):
         src = grey[i:i + chunk]
         c = Chunk(frames=src.clone(), index=i, source=src)
-        c = stages[0](c)
-        first.append(c.frames)
-        for s in stages[1:]:
+        for s in stages:
             c = s(c)
-        last.append(c.frames)
-    return torch.cat(first), torch.cat(last)
+        out.append(c.frames)
+    return torch.cat(out)
 
 
 def temporal(frames: torch.Tensor, grey: torch.Tensor, flow) -> tuple[float, float]:
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     from vidcolor.flow import DISFlow
 
     flow = DISFlow()
-    stages = build(args.weights, render_size=args.render_size)
+    stages = build(args.weights, render_size=args.render_size)  # the style: stabilizer on
+    per_frame_stages = build(args.weights, render_size=args.render_size, temporal=0.0)  # --temporal 0
     report: dict = {"weights": args.weights or "colorize (shipped)", "frames": args.frames,
                     "render_size": stages[0].render_size,
                     "max_width": args.max_width, "clips": {}, "kodak": {}}
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.clips:
         truth = read_clip(data / "videos" / name, args.frames, args.max_width)
         grey = grey_of(truth)
-        per_frame, stab = run_stages(stages, grey)
+        per_frame, stab = run_stages(per_frame_stages, grey), run_stages(stages, grey)
         row = colour_figures(stab, grey, truth)
         row["ciede_per_frame"] = ciede2000(per_frame, truth)
         row["psnr_per_frame"] = psnr(per_frame, truth)
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in sorted((data / "images" / "color_kodak24").glob("*.png")):
             truth = read_image(p, args.max_width)
             grey = grey_of(truth)
-            out, _ = run_stages(stages[:1], grey)
+            out = run_stages(per_frame_stages, grey)
             report["kodak"][p.name] = colour_figures(out, grey, truth)
         if report["kodak"]:
             keys = next(iter(report["kodak"].values())).keys()
@@ -214,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         for h in HISTORICAL:
             x = read_image(data / "images" / "bw_historical_deoldify" / h, 640)
             x = grey_of(x)
-            out, _ = run_stages(stages[:1], x)
+            out = run_stages(per_frame_stages, x)
             cells = [x[0], out[0]]
             if tech is not None:
-                _, t = run_stages(tech, x)
+                t = run_stages(tech, x)
                 cells.append(t[0])
             hist.append(cells)
         labels = ["historical photo (input)", "vidcolor colorize"] + (["technicolor"] if tech else [])

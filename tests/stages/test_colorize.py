@@ -38,7 +38,8 @@ def colorizer(tmp_path: Path) -> Path:
 def grey(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(t, 1, h // 8 + 1, w // 8 + 1, generator=g)
-    return resize(base, (h, w)).clamp(0, 1).expand(t, 3, h, w).contiguous()
+    # 8-bit values, as decoded video (on CPU the stage computes L* from the frame's 8 bits)
+    return (resize(base, (h, w)).clamp(0, 1) * 255).round().div(255).expand(t, 3, h, w).contiguous()
 
 
 @pytest.mark.parametrize("size", [(720, 1280), (240, 426), (241, 321)])
@@ -127,3 +128,89 @@ def test_compile_flag_gives_the_eager_result(colorizer: Path) -> None:
     x = grey(2, 48, 80, seed=3)
     torch.testing.assert_close(compiled.process(Chunk(x, 0)).frames, eager.process(Chunk(x, 0)).frames,
                                atol=1e-3, rtol=0)
+
+
+class _Jitter(torch.nn.Module):
+    """The wrapped colorizer plus a random global chroma shift per frame (~10 ab units): the flicker
+    of a per-frame model, on demand."""
+
+    def __init__(self, inner: torch.nn.Module, seed: int = 0) -> None:
+        super().__init__()
+        self.inner, self.g = inner, torch.Generator().manual_seed(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out + torch.randn(out.shape[0], 2, 1, 1, generator=self.g).to(out) * 0.1
+
+
+def test_temporal_removes_chroma_flicker_on_real_footage() -> None:
+    """``temporal``: chroma blended at the working size with the flow-warped previous chroma; the
+    warping error of the output halves against the same flickering model (the shipped colorizer
+    plus per-frame jitter) without it, L* stays."""
+    from tests.flow.conftest import load_bedroom
+    from vidcolor.flow import DISFlow
+    from vidcolor.metrics import warping_error
+
+    x = (load_bedroom() * 255).round() / 255  # real handheld footage, 8-bit
+    outs = {}
+    for temporal in (0.0, 0.6):
+        stage = Colorize(weights="colorize", render_size=128, temporal=temporal, flow="dis")
+        stage.model = _Jitter(stage.model)
+        outs[temporal] = torch.cat([stage.process(Chunk(x[i:i + 4], i)).frames for i in range(0, len(x), 4)])
+        assert (stage.stabilizer is not None) == (temporal > 0)
+    est = DISFlow()
+    flicker, _ = warping_error(outs[0.0], x, est)
+    steady, _ = warping_error(outs[0.6], x, est)
+    assert steady <= 0.5 * flicker, (steady, flicker)
+    assert (rgb_to_lab(outs[0.6])[:, :1] - rgb_to_lab(x)[:, :1]).abs().max() < 0.25
+
+
+def test_temporal_state_is_chunk_invariant_and_resumes(colorizer: Path) -> None:
+    x = grey(10, 48, 80, seed=2)
+    x[5:] = torch.roll(x[5:], shifts=3, dims=-1)  # some motion for the flow
+
+    def make() -> Colorize:
+        return Colorize(weights=str(colorizer), render_size=32, batch_size=2, temporal=0.6, flow="dis")
+
+    whole = make().process(Chunk(x, 0)).frames
+    a = make()
+    first = a.process(Chunk(x[:3], 0)).frames
+    b = make()
+    b.load_state_dict(a.state_dict())  # what a resumed run does
+    rest = torch.cat([b.process(Chunk(x[3:7], 3)).frames, b.process(Chunk(x[7:], 7)).frames])
+    torch.testing.assert_close(whole, torch.cat([first, rest]), atol=1e-4, rtol=0)
+    assert set(a.state_dict()) >= {"prev_grey", "prev_out", "next_index"}
+    assert a.state_dict()["prev_out"].shape == (2, 32, 53)  # chroma at the working size
+    plain = Colorize(weights=str(colorizer), render_size=32)
+    assert plain.state_dict() == {}
+    with pytest.raises(ValueError, match="keeps no state"):
+        plain.load_state_dict(a.state_dict())
+
+
+def test_temporal_and_flow_overrides_apply_when_the_style_sets_temporal(colorizer: Path) -> None:
+    spec = {"type": "colorize", "weights": str(colorizer), "render_size": 32, "temporal": 0.6}
+    stage = build_stage(spec, StageContext(overrides={"temporal": 0.3, "flow": "dis"}))
+    assert stage.stabilizer is not None and stage.stabilizer.strength == 0.3
+    assert build_stage(spec, StageContext(overrides={"temporal": 0})).stabilizer is None  # --temporal 0: off
+    # a colorize stage that is not the style's stabilizer ignores --temporal (the style's own
+    # stabilize stage takes it)
+    plain = {k: v for k, v in spec.items() if k != "temporal"}
+    assert build_stage(plain, StageContext(overrides={"temporal": 0.8})).stabilizer is None
+    with pytest.raises(InputError, match="temporal must be in"):
+        build_stage({**spec, "temporal": 1.5}, StageContext())
+
+
+def test_opencv_box_and_guided_paths_match_torch() -> None:
+    import torch.nn.functional as F
+
+    from vidcolor.stages.colorize import _box
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 2, 30, 41, generator=g)
+    for r in (1, 2):
+        torch.testing.assert_close(_box(x, r), F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r,
+                                                            count_include_pad=False), atol=1e-6, rtol=0)
+    src, lo, hi = torch.rand(2, 2, 30, 41, generator=g), torch.rand(2, 1, 30, 41, generator=g), torch.rand(2, 1, 90, 123, generator=g)
+    fast = guided_upsample(src, lo, hi)
+    ref = guided_upsample(src.double(), lo.double(), hi.double()).float()  # float64: the torch path
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)

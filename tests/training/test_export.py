@@ -25,7 +25,7 @@ def test_exported_model_runs_through_vidcolor_run(data_dir, tmp_path, cache_dir)
     assert config["kwargs"]["ngf"] == 4 and config["meta"]["step"] == 6 and config["meta"]["recipe"]["name"]
     assert config["meta"]["data"]["a"]["videos"] == 2
     style = (home / "styles/my_style.toml").read_text()
-    assert 'weights = "my_style"' in style and 'type = "stabilize"' in style
+    assert 'weights = "my_style"' in style and 'temporal = 0.6' in style  # the colorizer stabilizes its chroma
 
     film = data_dir / "videos/intel_asl_eat.mkv"  # a user's film (47 frames, 640x480)
     out = tmp_path / "film.my_style.mp4"

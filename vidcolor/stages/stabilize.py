@@ -315,47 +315,17 @@ class Stabilize(Stage):
         source = chunk.source if chunk.source is not None else frames
         if source.shape != frames.shape:
             raise ValueError(f"chunk.source shape {tuple(source.shape)} differs from frames {tuple(frames.shape)}")
-        if self._next_index is not None and chunk.index != self._next_index:
-            self._forget()  # not the continuation of the last chunk (seek, new video): no past to use
-        if self._prev_out is not None and self._prev_out.shape[-2:] != frames.shape[-2:]:
-            self._forget()
         if self._resolved is None:
             self._resolved = self._resolve_mode(frames, source)
-        n, _, height, width = frames.shape
-        dev = frames.device
-
-        grey = self._working(source.to(dev))
-        prev_greys = torch.cat([self._prev_grey[None].to(dev), grey[:-1]]) if self._prev_grey is not None else grey[:-1]
-        first = 0 if self._prev_grey is not None else 1  # first frame of the chunk with a past
-        if n - first > 0:
-            fw, conf, cut_score = self._confidence(grey[first:], prev_greys)
-            cuts = (cut_score > self.scene_cut).tolist()
-        else:
-            cuts = []
-
+        grey = self._working(source.to(frames.device))
         if self._resolved == "ab":
             lab = _lab(frames.float())
             current = lab[:, 1:]  # blended in place: lab ends up holding (L_t, blended ab_t)
         else:
             lab = None
             current = frames.float().clone()
-        blended = [False] * n
-        weights: list[torch.Tensor | None] = [None] * n
-        prev_out = self._prev_out.to(dev) if self._prev_out is not None else None
-        for k in range(n):
-            j = k - first
-            if prev_out is not None and j >= 0:
-                if cuts[j]:
-                    self.scene_cuts.append(chunk.index + k)
-                else:
-                    weights[k], prev_out = _blend(current[k], prev_out, fw[j], conf[j], self.strength)
-                    blended[k] = True
-                    self.frames_blended += 1
-                    continue
-            prev_out = current[k]
-        self._prev_grey = grey[-1].clone(memory_format=torch.contiguous_format)
-        self._prev_out = prev_out.clone(memory_format=torch.preserve_format)
-        self._next_index = chunk.index + n
+        n = len(chunk)
+        blended, weights = self.blend_values(grey, current, chunk.index)
         if lab is not None:
             rgb = _rgb(lab).to(frames.dtype)
             for k in range(n):
@@ -367,3 +337,44 @@ class Stabilize(Stage):
         else:
             result = current.clamp_(0, 1).to(frames.dtype)
         return chunk.with_frames(result)
+
+    def blend_values(self, grey: torch.Tensor, current: torch.Tensor,
+                     index: int) -> tuple[list[bool], list[torch.Tensor | None]]:
+        """The temporal core, for frames ``index ... index + T - 1``: ``grey`` (T, 1, h, w) working-size
+        luma of the input in [0, 1] drives flow, confidence and cuts; ``current`` (T, C, H, W) float32
+        (RGB, Lab chroma, or a model's chroma at its working size) is blended in place with the warped
+        previous result. Returns per frame whether it was blended and the weight map ``s * m``
+        (1, H, W) (None where not blended). The Colorize stage calls this directly to stabilize chroma
+        at the model's working size."""
+        n, _, height, width = current.shape
+        dev = current.device
+        if self._next_index is not None and index != self._next_index:
+            self._forget()  # not the continuation of the last chunk (seek, new video): no past to use
+        if self._prev_out is not None and (self._prev_out.shape != current.shape[1:]
+                                           or self._prev_grey.shape != grey.shape[1:]):
+            self._forget()
+        prev_greys = torch.cat([self._prev_grey[None].to(dev), grey[:-1]]) if self._prev_grey is not None else grey[:-1]
+        first = 0 if self._prev_grey is not None else 1  # first frame of the chunk with a past
+        if n - first > 0:
+            fw, conf, cut_score = self._confidence(grey[first:], prev_greys)
+            cuts = (cut_score > self.scene_cut).tolist()
+        else:
+            cuts = []
+        blended = [False] * n
+        weights: list[torch.Tensor | None] = [None] * n
+        prev_out = self._prev_out.to(dev) if self._prev_out is not None else None
+        for k in range(n):
+            j = k - first
+            if prev_out is not None and j >= 0:
+                if cuts[j]:
+                    self.scene_cuts.append(index + k)
+                else:
+                    weights[k], prev_out = _blend(current[k], prev_out, fw[j], conf[j], self.strength)
+                    blended[k] = True
+                    self.frames_blended += 1
+                    continue
+            prev_out = current[k]
+        self._prev_grey = grey[-1].clone(memory_format=torch.contiguous_format)
+        self._prev_out = prev_out.clone(memory_format=torch.preserve_format)
+        self._next_index = index + n
+        return blended, weights
