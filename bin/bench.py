@@ -143,6 +143,7 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
         return best
 
     cpu = torch.device("cpu")
+    extra: dict[str, float] = {}
     fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw)
     chunks = [Chunk(frames=to_tensor(c.frames, cpu), index=c.index, pts=c.pts) for c in raw]
     chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames) for c in chunks]
@@ -151,6 +152,11 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
         for i, stage in enumerate(stages):
             outs = [stage.process(c) for c in chunks]  # the next part's input (and a warm-up)
             fps[f"stage {i + 1} {stage.name}"] = timed(stage.process, chunks, before=stage.reset)
+            if getattr(stage, "stabilizer", None) is not None:  # a colorizer stabilizing its own chroma
+                plain = get_style(style).build(StageContext(device=cpu, overrides={"temporal": 0}))[i]
+                without = timed(plain.process, chunks)
+                extra[f"stage {i + 1} {stage.name} in-stage stabilizer ms/frame"] = (
+                    1000 / fps[f"stage {i + 1} {stage.name}"] - 1000 / without)
             chunks = outs
     fps["float -> uint8"] = timed(lambda c: to_uint8(c.frames), chunks)
     frames = [to_uint8(c.frames) for c in chunks]
@@ -159,7 +165,7 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
         for c, f in zip(chunks, frames):
             w.write(f, c.pts)
     fps["encode"] = n / (time.perf_counter() - t)
-    return {"frames": n, "seconds": sum(n / v for v in fps.values()), "stage_fps": fps}
+    return {"frames": n, "seconds": sum(n / v for v in fps.values()), "stage_fps": fps, **extra}
 
 
 def case_model(arch: str, kwargs: str, height: str, width: str, batch: str = "4", precision: str = "fp32") -> dict:
@@ -394,6 +400,9 @@ def main() -> None:
             results["cases"][f"stages {style} 854x480"] = res
             for part, v in res["stage_fps"].items():
                 print(f"  {style}: {part:<52} {v:>8.1f} fps alone", flush=True)
+            for part, v in res.items():
+                if part.endswith("ms/frame"):
+                    print(f"  {style}: {part:<52} {v:>8.2f}", flush=True)
         for style in styles:
             variants = [("", "{}")]
             if style == "colorize":

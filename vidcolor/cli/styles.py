@@ -33,5 +33,7 @@ def styles(as_json: bool) -> None:
     builtin = str(builtin_dir())
     for name, s in sorted(found.items()):
         origin = "" if (s.path or "").startswith(builtin) else " (user)"
-        t.add_row(name + origin, " → ".join(st["type"] for st in s.stages), s.description)
+        # a colorize stage with ``temporal`` stabilizes its own chroma
+        parts = [st["type"] + (" (+ stabilize)" if st.get("temporal") else "") for st in s.stages]
+        t.add_row(name + origin, " → ".join(parts), s.description)
     console(stderr=False).print(t)
