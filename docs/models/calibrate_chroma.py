@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_colorizer import DATA, grey_of, read_clip, read_image  # noqa: E402
 
 from vidcolor.metrics import ciede2000, colorfulness, psnr  # noqa: E402
+from vidcolor.stages.base import StageContext  # noqa: E402
 from vidcolor.stages.colorize import Colorize  # noqa: E402
+from vidcolor.styles import get_style  # noqa: E402
 
 CLIPS = ("sam2_bedroom.mp4", "sam2_01_dog.mp4", "tears_of_steel_battle_part1.mp4", "intel_car_detection.mp4",
          "intel_asl_book.mkv", "moviepy_sintel_2s.mp4")
@@ -53,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     truths = [read_clip(DATA / "videos" / c, args.frames, 640) for c in CLIPS]
     imgs = sorted((DATA / IMAGES).glob("*.jpg"))[: args.images]
     truths += [read_image(p, 640) for p in imgs]
-    stage = Colorize(weights=str(folder), render_size=args.render_size)
+    # the colorize style's stage (its test-time augmentation and all), on these weights, no stabilizer
+    stage = get_style("colorize").build(StageContext(overrides={
+        "weights": str(folder), "render_size": args.render_size, "temporal": 0}))[0]
     rows = {}
     for g in (float(v) for v in args.gains.split(",")):
         stage.ab_scale = base * g

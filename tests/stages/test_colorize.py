@@ -214,3 +214,33 @@ def test_opencv_box_and_guided_paths_match_torch() -> None:
     fast = guided_upsample(src, lo, hi)
     ref = guided_upsample(src.double(), lo.double(), hi.double()).float()  # float64: the torch path
     torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
+
+
+def test_agreement_average_keeps_agreed_colour_and_drops_disputed_colour() -> None:
+    from vidcolor.stages.colorize import agreement_average
+
+    a = torch.full((1, 2, 4, 4), 0.3)
+    torch.testing.assert_close(agreement_average(a, a.clone(), 0.2), a)          # agreement: colour kept
+    assert float(agreement_average(a, -a, 0.2).abs().max()) < 1e-6               # opposite: grey
+    b = a.clone()
+    b[..., :2] = -0.3                                                            # half the frame disputed
+    out = agreement_average(a, b, 0.2)
+    assert float(out[..., 2:].mean()) == pytest.approx(0.3) and float(out[..., :2].abs().max()) < 1e-6
+    torch.testing.assert_close(agreement_average(a, b, 0.0), (a + b) / 2)      # sigma 0: the plain mean
+
+
+def test_flip_tta_makes_the_colorizer_mirror_equivariant(colorizer: Path) -> None:
+    """With ``flip_tta`` the output of a mirrored frame is the mirrored output (the tiny random model
+    alone is not): the frame and its mirror image get one combined prediction."""
+    x = grey(2, 48, 80, seed=4)
+    for tta in (False, True):
+        stage = Colorize(weights=str(colorizer), render_size=32, flip_tta=tta, tta_sigma=0.2)
+        out, mirrored = stage.process(Chunk(x, 0)).frames, stage.process(Chunk(x.flip(-1), 0)).frames
+        gap = float((out.flip(-1) - mirrored).abs().max())
+        if tta:
+            assert gap < 2e-3, gap
+            assert stage.describe()["flip_tta"] is True
+        else:
+            assert gap > 0.01, gap
+    with pytest.raises(ValueError, match="tta_sigma"):
+        Colorize(weights=str(colorizer), flip_tta=True, tta_sigma=-1)

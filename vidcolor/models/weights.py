@@ -94,8 +94,9 @@ register_weights(WeightsEntry(
     name="colorize", arch="unet", task="colorize",
     kwargs={"input_nc": 1, "output_nc": 2, "num_downs": 7, "ngf": 16, "norm": "batch"},
     description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), trained by vidcolor train",
-    # ab_scale 88 = 110 x 0.8: chroma gain calibrated on training-split footage (docs/models/calibrate_chroma.py)
-    package=True, l_norm=DEFAULT_L_NORM, ab_scale=88.0,
+    # ab_scale 110 = 110 x 1.0: chroma gain calibrated on training-split footage with the colorize
+    # style's mirror test-time augmentation (docs/models/calibrate_chroma.py)
+    package=True, l_norm=DEFAULT_L_NORM, ab_scale=110.0,
     sha256="c52bc7082bffebe431ed73dae20adb9dafaebe7c7dcf7d23a6e3f60c30b827cf",
     meta={"params": 2_616_482, "model_card": "docs/models/colorize.md",
           "recipe": "configs/train/colorize_ship.toml, then configs/train/colorize_ship_stage2.toml",

@@ -123,6 +123,19 @@ def _apply_upsampled_cv2(a: torch.Tensor, b: torch.Tensor, guide_high: torch.Ten
     return out
 
 
+def agreement_average(a: torch.Tensor, b: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Two chroma predictions ``(N, 2, h, w)`` of the same frame (here: of the frame and, mirrored
+    back, of its mirror image) -> their mean, shrunk towards grey where they disagree:
+    ``(a + b) / 2 * exp(-|a - b|^2 / (2 sigma^2))`` per pixel, ``sigma`` in the units of ``a``
+    (0: the plain mean). A colour the model cannot place consistently is left out instead of being
+    painted as a blotch; where both agree the colour stays."""
+    mean = (a + b) * 0.5
+    if sigma <= 0:
+        return mean
+    d2 = (a - b).pow_(2).sum(1, keepdim=True)
+    return mean.mul_(torch.exp(d2.mul_(-0.5 / sigma**2)))
+
+
 @register_stage("colorize")
 class Colorize(Stage):
     """Grey (or colour) frames -> colour frames; L untouched, ab from the model.
@@ -132,6 +145,9 @@ class Colorize(Stage):
     ``guided``: guided-filter upsampling of ab (else bilinear). ``batch_size``: frames per forward.
     ``precision``: ``auto`` (fp16 autocast on CUDA, bf16 on CPUs with native bf16, else fp32),
     ``fp32``, ``fp16``, ``bf16``. ``compile``: ``torch.compile`` the model (CLI ``--compile``).
+    ``flip_tta``: also run the mirrored frame and combine both predictions with
+    :func:`agreement_average` (``tta_sigma``, in the network's output units; 0 = plain mean); twice
+    the model work, fewer false-colour blotches (docs/models/colorize.md).
     ``temporal``: strength in [0, 1] of the chroma stabilizer at working size (0: off); ``flow``:
     its flow estimator (``auto``, ``dis``, ``raft_small``, ``raft_large``); ``scene_cut`` and
     ``photo_tol`` as in :class:`~vidcolor.stages.stabilize.Stabilize`.
@@ -143,7 +159,7 @@ class Colorize(Stage):
     def __init__(self, weights: str = "colorize", render_size: int = 256, guided: bool = True, batch_size: int = 4,
                  precision: str = "auto", device: str | torch.device | None = "cpu",
                  compile: bool = False, temporal: float = 0.0, flow: str = "auto", scene_cut: float = 0.35,
-                 photo_tol: float = 0.05):
+                 photo_tol: float = 0.05, flip_tta: bool = False, tta_sigma: float = 0.2):
         if not isinstance(render_size, int) or render_size < 8:
             raise ValueError(f"render_size must be an int >= 8, got {render_size!r}")
         self.compile = bool(compile)
@@ -162,6 +178,9 @@ class Colorize(Stage):
         self.model = prepare_model(model, self.device, compile=self.compile)
         self.split_threads = True  # CPU: full-size per-frame work on two threads (see process)
         self._pool = None
+        if float(tta_sigma) < 0:
+            raise ValueError(f"tta_sigma must be >= 0, got {tta_sigma}")
+        self.flip_tta, self.tta_sigma = bool(flip_tta), float(tta_sigma)
         self.temporal = float(temporal)
         if not 0.0 <= self.temporal <= 1.0:
             raise ValueError(f"temporal must be in [0, 1], got {temporal}")
@@ -195,13 +214,22 @@ class Colorize(Stage):
         """Full-size L -> (ab at working size, float32, stabilized when ``temporal``; L at working size)."""
         small_size = working_size(L.shape[-2], L.shape[-1], self.render_size)
         L_small = resize(L, small_size)
-        out = run_padded(self.model, (L_small - self.l_center) / self.l_scale, self.multiple, self.dtype)
-        if out.shape[1] != 2:
-            raise WeightsError(f"weights {self.weights!r} give {out.shape[1]} channels, a colorizer must give 2 (ab)")
+        x = (L_small - self.l_center) / self.l_scale
+        if self.flip_tta:  # the frame and its mirror image in one batch
+            both = run_padded(self.model, torch.cat([x, x.flip(-1)]), self.multiple, self.dtype)
+            self._check_channels(both)
+            out = agreement_average(both[:len(x)], both[len(x):].flip(-1), self.tta_sigma)
+        else:
+            out = run_padded(self.model, x, self.multiple, self.dtype)
+            self._check_channels(out)
         out = out.float().contiguous()
         if self.stabilizer is not None and index is not None:
             self.stabilizer.blend_values((L_small / 100.0).clamp_(0, 1), out, index)
         return out.mul_(self.ab_scale), L_small  # at working size: both upsamplings are linear in it
+
+    def _check_channels(self, out: torch.Tensor) -> None:
+        if out.shape[1] != 2:
+            raise WeightsError(f"weights {self.weights!r} give {out.shape[1]} channels, a colorizer must give 2 (ab)")
 
     def _upsample(self, ab_small: torch.Tensor, L_small: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
         if self.guided and tuple(L_small.shape[-2:]) != tuple(L.shape[-2:]):
@@ -265,7 +293,7 @@ class Colorize(Stage):
     def describe(self) -> dict[str, Any]:
         d = {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
              "render_size": self.render_size, "guided": self.guided, "precision": self.precision,
-             "compile": self.compile,
+             "compile": self.compile, "flip_tta": self.flip_tta, "tta_sigma": self.tta_sigma,
              "source_sha256": self.config.get("meta", {}).get("source_sha256")}
         if self.stabilizer is not None:
             d["temporal"] = {k: v for k, v in self.stabilizer.describe().items() if k != "stage"}
