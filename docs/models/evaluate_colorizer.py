@@ -14,7 +14,8 @@ colour original ("truth"):
 * colourfulness (Hasler & Süsstrunk 2003, mean over frames) as a ratio to the truth's;
 * PSNR (RGB, mean over frames) for the model and the grey baseline;
 * warping error (Lai et al. 2018, DIS flow on the grey input) and CDC (TCVC) of the per-frame and
-  the stabilized output.
+  the stabilized output, and the warping error of the grey input itself (``warp_grey``: the part
+  of the metric that comes from the luminance, which a colorizer keeps).
 
 The Kodak images (``images/color_kodak24``) get the same colour figures (one frame each).
 Pictures: ``--pictures DIR`` writes before/after strips (grey | output | truth) of one frame per
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         row["warp_per_frame"], row["cdc_per_frame"] = temporal(per_frame, grey, flow)
         row["warp_stabilized"], row["cdc_stabilized"] = temporal(stab, grey, flow)
         row["warp_truth"], row["cdc_truth"] = temporal(truth, grey, flow)
+        # the grey input itself: the warping error an output with this luminance has with no colour
+        # at all, a floor for any colorizer that keeps L* (the metric is on RGB)
+        row["warp_grey"], _ = temporal(grey, grey, flow)
         row["size"] = f"{truth.shape[-1]}x{truth.shape[-2]}x{truth.shape[0]}"
         report["clips"][name] = row
         print(f"{name}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),

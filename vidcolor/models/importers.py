@@ -198,10 +198,14 @@ def write_style(name: str, task: str, description: str) -> Path | None:
         return None  # the built-in style of that name already refers to these weights
     path = user_dir() / f"{name}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Per-frame generators flicker; every model style gets the temporal stabilizer (--temporal 0 turns it off).
-    mode = "ab" if task == "colorize" else "rgb"
+    # Per-frame generators flicker; every model style gets the temporal stabilizer (--temporal 0 turns it
+    # off): a colorizer stabilizes its chroma inside its stage, a stylizer gets a Stabilize stage.
     text = (f"description = {_toml_str(description)}\n\n[[stages]]\ntype = \"{task}\"\n"
-            f"weights = {_toml_str(name)}\n\n[[stages]]\ntype = \"stabilize\"\nstrength = 0.6\nmode = \"{mode}\"\n")
+            f"weights = {_toml_str(name)}\n")
+    if task == "colorize":
+        text += "temporal = 0.6\n"
+    else:
+        text += "\n[[stages]]\ntype = \"stabilize\"\nstrength = 0.6\nmode = \"rgb\"\n"
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
