@@ -108,7 +108,7 @@ def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
 
 def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     """Each part of ``style``'s pipeline alone, on the whole machine, in the order the pipeline
-    runs them: decode, uint8 -> float, every stage (fed the previous stage's output; the best of
+    runs them: decode, uint8 -> float (not for stages that take 8-bit frames), every stage (fed the previous stage's output; the best of
     three timed passes, each after ``reset()``, results dropped so memory is reused as in a run),
     float -> uint8 and encoding (libx264, the writer's default settings) of frames already in memory. ``stage_fps`` maps each part to its frames/s; the slowest part is what
     overlapping them can reach at best."""
@@ -117,7 +117,7 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     from vidcolor.io.probe import probe
     from vidcolor.io.reader import VideoReader
     from vidcolor.io.writer import VideoWriter
-    from vidcolor.pipelines.run import bound_heap, to_tensor, to_uint8
+    from vidcolor.pipelines.run import bound_heap, frames_in, takes_uint8, to_tensor, to_uint8
     from vidcolor.stages.base import Chunk, StageContext
     from vidcolor.styles import get_style
 
@@ -144,10 +144,12 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
 
     cpu = torch.device("cpu")
     extra: dict[str, float] = {}
-    fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw)
-    chunks = [Chunk(frames=to_tensor(c.frames, cpu), index=c.index, pts=c.pts) for c in raw]
-    chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames) for c in chunks]
     stages = get_style(style).build(StageContext(device=cpu))
+    u8 = takes_uint8(stages, cpu)  # a run hands these stages the decoded 8-bit frames as they are
+    if not u8:
+        fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw)
+    chunks = [Chunk(frames=frames_in(c.frames, cpu, u8), index=c.index, pts=c.pts) for c in raw]
+    chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames) for c in chunks]
     with torch.inference_mode():
         for i, stage in enumerate(stages):
             outs = [stage.process(c) for c in chunks]  # the next part's input (and a warm-up)
@@ -158,7 +160,7 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
                 extra[f"stage {i + 1} {stage.name} in-stage stabilizer ms/frame"] = (
                     1000 / fps[f"stage {i + 1} {stage.name}"] - 1000 / without)
             chunks = outs
-    fps["float -> uint8"] = timed(lambda c: to_uint8(c.frames), chunks)
+    fps["uint8 out" if u8 else "float -> uint8"] = timed(lambda c: to_uint8(c.frames), chunks)
     frames = [to_uint8(c.frames) for c in chunks]
     t = time.perf_counter()
     with VideoWriter(out, meta) as w:

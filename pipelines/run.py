@@ -135,6 +135,18 @@ def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).float().div_(255)
 
 
+def takes_uint8(stages: list[Stage], device: torch.device) -> bool:
+    """True when every stage takes the decoded 8-bit frames as they are (``accepts_uint8``, e.g.
+    the noir and sepia grades): the run then skips the uint8 -> float -> uint8 conversions."""
+    return device.type == "cpu" and bool(stages) and all(getattr(s, "accepts_uint8", False) for s in stages)
+
+
+def frames_in(frames: np.ndarray, device: torch.device, uint8: bool) -> torch.Tensor:
+    """Decoded (T, H, W, 3) uint8 -> the stages' input: float (``to_tensor``) or, when ``uint8``, a
+    (T, 3, H, W) uint8 view of the same memory."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2) if uint8 else to_tensor(frames, device)
+
+
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8 (rounded to nearest, saturated).
 
@@ -142,6 +154,8 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     give) are converted in place of the transposing copy, planar ones interleaved by
     ``cv2.merge`` first (854x480: ~0.1-0.3 ms a frame instead of 1-3 ms in torch)."""
     frames = frames.detach()
+    if frames.dtype == torch.uint8:  # a uint8 path (``frames_in``): a view back, copied only if planar
+        return frames.permute(0, 2, 3, 1).contiguous().cpu().numpy()
     if frames.device.type == "cpu" and frames.dtype == torch.float32 and frames.dim() == 4 and frames.shape[1] == 3:
         import cv2
 
@@ -229,9 +243,11 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
     with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size) as reader, \
             open_writer(encoder, output, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=encoder_options, queue_size=3,
                         streams_from=input_path, tags=tags) as writer:
+        u8 = takes_uint8(stages, dev)
+
         def chunks() -> Iterator[Chunk]:
             for fc in reader.chunks(chunk_size):
-                x = to_tensor(fc.frames, dev)
+                x = frames_in(fc.frames, dev, u8)
                 yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x)
 
         with torch.inference_mode(), intra_op_threads(stages, dev):

@@ -261,7 +261,7 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     stages unwritten (segment-parallel). ``on_segment`` is called after each finished segment, once
     its file (and state file when ``save_state``) is in place. Returns the segments and warnings.
     """
-    from vidcolor.pipelines.run import intra_op_threads, open_writer, pick_device, to_tensor, to_uint8
+    from vidcolor.pipelines.run import frames_in, intra_op_threads, open_writer, pick_device, takes_uint8, to_uint8
 
     if start % segment_frames:
         raise ValueError(f"start frame {start} is not a multiple of the segment length {segment_frames}")
@@ -292,12 +292,14 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
             if end is not None:
                 pieces = itertools.takewhile(lambda fc: fc.index < end, pieces)
 
+            u8 = takes_uint8(stages, dev)
+
             def piece_key(fc: FrameChunk) -> int:
                 return -1 if fc.index < start else fc.index // segment_frames
 
             def as_chunks(group: Iterable[FrameChunk]) -> Iterator[Chunk]:
                 for fc in group:
-                    x = to_tensor(fc.frames, dev)
+                    x = frames_in(fc.frames, dev, u8)
                     yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x)
 
             # The stages run in threads of their own (overlap.run_stages), drained at every segment

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -137,6 +138,25 @@ SEPIA_TINT = (1.0, 0.86, 0.66)  # multiplied onto luma, renormalised to keep Rec
 PRESETS = ("noir", "sepia", "lut", "none")
 
 
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def _luma_lut() -> np.ndarray:
+    """(1, 256, 3) float32: Rec.709 luma share of each 8-bit value per channel (sum = luma)."""
+    if "luma" not in _LUTS:
+        v = np.arange(256, dtype=np.float32) / np.float32(255)
+        _LUTS["luma"] = np.stack([v * np.float32(c) for c in (0.2126, 0.7152, 0.0722)], -1).reshape(1, 256, 3)
+    return _LUTS["luma"]
+
+
+def _unit_lut() -> np.ndarray:
+    """(1, 256, 3) float32: value / 255 on every channel."""
+    if "unit" not in _LUTS:
+        v = np.arange(256, dtype=np.float32) / np.float32(255)
+        _LUTS["unit"] = np.ascontiguousarray(np.repeat(v.reshape(1, 256, 1), 3, 2))
+    return _LUTS["unit"]
+
+
 @register_stage("grade")
 class Grade(Stage):
     """Per-frame colour grade.
@@ -177,8 +197,17 @@ class Grade(Stage):
             params["lut"] = str(Path(ctx.style_dir) / params["lut"])
         return super().from_config(params, ctx)  # type: ignore[return-value]
 
+    @property
+    def accepts_uint8(self) -> bool:
+        """True when this grade can take the decoded 8-bit frames as they are (``process`` with a
+        uint8 chunk on CPU): presets noir, sepia and none without a LUT, grain or mix. The pipeline
+        then skips both float conversions (``pipelines/run.py``)."""
+        return self.preset in ("noir", "sepia", "none") and self.grain == 0 and self.mix == 1
+
     def process(self, chunk: Chunk) -> Chunk:
         x = chunk.frames
+        if x.dtype == torch.uint8:
+            return chunk.with_frames(self._process_uint8(x))
         t, _, h, w = x.shape
         if self.preset == "lut":
             assert self.lut is not None
@@ -205,6 +234,46 @@ class Grade(Stage):
         if self.mix < 1:
             y = self.mix * y + (1 - self.mix) * x
         return chunk.with_frames(y.contiguous())
+
+    def _process_uint8(self, x: torch.Tensor) -> torch.Tensor:
+        """(T, 3, H, W) uint8 CPU frames -> uint8 frames of the same layout (channels-last memory):
+        the float path's result to within one code value (rounding), with OpenCV doing the
+        conversions: per-channel tables give luma (or RGB) as float32 directly from the 8-bit
+        values, the curve and vignette run in place, and the result is rounded and saturated
+        into 8 bits (``cv2.convertScaleAbs`` / ``cv2.multiply``). About 3x less CPU than
+        converting to float, grading and converting back (bin/bench, noir at 854x480)."""
+        import cv2
+
+        if not self.accepts_uint8 or x.device.type != "cpu":
+            raise ValueError(f"grade {self.preset!r} with these settings needs float frames")
+        t, _, h, w = x.shape
+        nhwc = x.permute(0, 2, 3, 1)
+        src = nhwc.numpy() if nhwc.is_contiguous() else nhwc.contiguous().numpy()
+        out = np.empty((t, h, w, 3), np.uint8)
+        grey_out = self.preset in ("noir", "sepia")
+        lut = _luma_lut() if grey_out else _unit_lut()
+        key = (h, w, "u8")
+        if self.vignette > 0 and key not in self._vignette_cache:
+            mask = vignette_mask(h, w, self.vignette)[0].permute(1, 2, 0).contiguous().numpy()
+            self._vignette_cache = {key: mask if grey_out else np.ascontiguousarray(np.repeat(mask, 3, 2))}
+        for i in range(t):
+            y = cv2.LUT(src[i], lut)  # (H, W, 3) float32: weighted luma shares, or values / 255
+            if grey_out:
+                y = cv2.transform(y, np.ones((1, 3), np.float32))  # (H, W) Rec.709 luma
+            yt = contrast_curve(torch.from_numpy(y), self.contrast, self.black, self.white, inplace=True)
+            y = yt.numpy()
+            if self.vignette > 0:
+                m = self._vignette_cache[key]
+                cv2.multiply(y, m[..., 0] if grey_out else m, dst=y)
+            if self.preset == "noir":
+                g = cv2.convertScaleAbs(cv2.threshold(y, 0, 0, cv2.THRESH_TOZERO)[1], alpha=255.0)
+                cv2.merge([g, g, g], dst=out[i])
+            elif self.preset == "sepia":
+                tint = tuple(float(v) * 255.0 for v in self.tint) + (0.0,)
+                cv2.multiply(cv2.merge([y, y, y]), tint, dst=out[i], dtype=cv2.CV_8U)
+            else:
+                cv2.convertScaleAbs(cv2.threshold(y, 0, 0, cv2.THRESH_TOZERO)[1], dst=out[i], alpha=255.0)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
 
     def describe(self) -> dict[str, Any]:
         d = {"stage": self.name, "preset": self.preset, "contrast": self.contrast, "black": self.black,
