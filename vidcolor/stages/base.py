@@ -1,7 +1,8 @@
 """The stage contract: a chunk of frames in, a chunk of frames out, with state that crosses chunks.
 
 A pipeline is ``reader -> Stage 1 ... Stage n -> writer``. Stages see chunks of consecutive frames
-(``Chunk.frames`` is ``(T, 3, H, W)`` float32 RGB in [0, 1], on the stage's device) and must give
+(``Chunk.frames`` is ``(T, 3, H, W)`` float32 RGB in [0, 1], on the stage's device; or uint8 RGB on
+CPU for a style whose stages all declare ``accepts_uint8``, see ``pipelines/run.py``) and must give
 the same result however a video is cut into chunks: anything a stage needs from earlier frames
 (previous output for the stabilizer, a grain RNG, ...) lives in its state and is exposed through
 ``state_dict()`` / ``load_state_dict()`` so resumable runs can restore it.
@@ -22,7 +23,7 @@ from vidcolor.errors import InputError
 
 @dataclass
 class Chunk:
-    """``frames``: (T, 3, H, W) float32 RGB in [0, 1]; ``index``: number of the first frame in the video;
+    """``frames``: (T, 3, H, W) float32 RGB in [0, 1] (uint8 for stages that accept it); ``index``: number of the first frame in the video;
     ``pts``: presentation timestamps (in the video stream's time base), one per frame;
     ``source``: the decoded input frames of this chunk, (T, 3, H, W), untouched by earlier stages
     (temporal stages compute flow and scene cuts on the input, not on a previous stage's output)."""
