@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,10 +43,16 @@ def vidcolor(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([vidcolor_exe(), *args], capture_output=True, text=True, env=cli_env(**env), timeout=300)
 
 
+def _default_sigint() -> None:
+    # A test runner started in the background by a non-interactive shell (`cmd &`, nohup) inherits
+    # SIGINT ignored, and so would the CLI: give it a terminal's default Ctrl-C, as a user has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(*args: str, **env: str) -> subprocess.Popen:
     """Start the CLI in its own session (so a test can signal it like a terminal would)."""
     return subprocess.Popen([vidcolor_exe(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(**env), start_new_session=True)
+                            env=cli_env(**env), start_new_session=True, preexec_fn=_default_sigint)
 
 
 def make_tree(root: Path, *, bad: bool = False, frames: int = 12, width: int = 160, height: int = 96,
