@@ -97,6 +97,32 @@ def case_transcode(path: str, out: str) -> dict:
     return {"frames": n, "seconds": time.perf_counter() - t}
 
 
+def case_transcode_yuv(path: str, out: str) -> dict:
+    """Decode and re-encode with PyAV alone, frames kept in the decoder's yuv420p (no RGB conversion
+    either way), same libx264 settings as the writer's defaults: the ceiling a grade working on
+    the Y plane could reach (not a path vidcolor has yet; see the README's noir figures)."""
+    import av
+
+    from vidcolor.io.writer_base import DEFAULT_X264_PRESET
+
+    t = time.perf_counter()
+    n = 0
+    with av.open(path) as inp, av.open(out, "w") as dst:
+        vs = inp.streams.video[0]
+        vs.thread_type = "AUTO"
+        os_ = dst.add_stream("libx264", rate=vs.average_rate)
+        os_.width, os_.height, os_.pix_fmt = vs.codec_context.width, vs.codec_context.height, "yuv420p"
+        os_.options = {"preset": DEFAULT_X264_PRESET, "crf": "18"}
+        for frame in inp.decode(vs):
+            y = frame.to_ndarray(format="yuv420p")  # no conversion for yuv420p sources
+            for pkt in os_.encode(av.VideoFrame.from_ndarray(y, format="yuv420p")):
+                dst.mux(pkt)
+            n += 1
+        for pkt in os_.encode():
+            dst.mux(pkt)
+    return {"frames": n, "seconds": time.perf_counter() - t}
+
+
 def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
     from vidcolor.pipelines.run import run
 
@@ -389,6 +415,8 @@ def main() -> None:
 
         record("decode 854x480", measure("decode", str(long)))
         record("decode+encode 854x480 (no stage)", measure("transcode", str(long), str(tmp_p / "t.mp4")))
+        record("decode+encode 854x480 yuv420p, no RGB (PyAV alone)",
+               measure("transcode_yuv", str(long), str(tmp_p / "t_yuv.mp4")))
         if not args.skip_models:
             for key, (arch, kw, h, w) in {**ANCHORS, **style_models()}.items():
                 record(key, measure("model", arch, json.dumps(kw), str(h), str(w)))
@@ -457,7 +485,8 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-CASES = {"weights": case_weights, "decode": case_decode, "transcode": case_transcode, "run": case_run, "model": case_model,
+CASES = {"weights": case_weights, "decode": case_decode, "transcode": case_transcode,
+         "transcode_yuv": case_transcode_yuv, "run": case_run, "model": case_model,
          "stabilizer": case_stabilizer, "temporal": case_temporal_quality, "stages": case_stages}
 
 
