@@ -159,6 +159,8 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     if frames.device.type == "cpu" and frames.dtype == torch.float32 and frames.dim() == 4 and frames.shape[1] == 3:
         import cv2
 
+        from vidcolor.color import to_uint8_cv2
+
         n, _, h, w = frames.shape
         out = np.empty((n, h, w, 3), np.uint8)
         hwc = frames.permute(0, 2, 3, 1)
@@ -168,10 +170,7 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
         for i in range(n):
             if src is None:
                 cv2.merge([planes[i, 0], planes[i, 1], planes[i, 2]], dst=tmp)
-                cv2.threshold(tmp, 0, 0, cv2.THRESH_TOZERO, dst=tmp)
-            else:
-                cv2.threshold(src[i], 0, 0, cv2.THRESH_TOZERO, dst=tmp)  # negatives to 0 (abs below)
-            cv2.convertScaleAbs(tmp, dst=out[i], alpha=255.0)  # x 255, round, saturate at 255
+            to_uint8_cv2(tmp if src is None else src[i], out[i])
         return out
     x = frames.float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
     return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -244,3 +244,21 @@ def test_flip_tta_makes_the_colorizer_mirror_equivariant(colorizer: Path) -> Non
             assert gap > 0.01, gap
     with pytest.raises(ValueError, match="tta_sigma"):
         Colorize(weights=str(colorizer), flip_tta=True, tta_sigma=-1)
+
+
+def test_uint8_frames_give_the_float_frames_result(colorizer: Path) -> None:
+    """On CPU a run hands the colorizer the decoded 8-bit frames (it needs only their L*): the same
+    output as from the float frames, and the colorize style takes that path."""
+    from vidcolor.pipelines.run import takes_uint8
+    from vidcolor.styles import get_style
+
+    x = grey(3, 48, 80, seed=5)
+    u8 = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    stage = Colorize(weights=str(colorizer), render_size=32, temporal=0.6, flow="dis")
+    assert stage.accepts_uint8
+    ref = stage.process(Chunk(x, 0)).frames
+    stage.reset()
+    got = stage.process(Chunk(u8, 0)).frames
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    assert takes_uint8(get_style("colorize").build(StageContext()), torch.device("cpu"))

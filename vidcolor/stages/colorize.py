@@ -176,8 +176,7 @@ class Colorize(Stage):
         self.ab_scale = float(config["ab_scale"])
         self.multiple = int(getattr(model, "size_multiple", 1))
         self.model = prepare_model(model, self.device, compile=self.compile)
-        self.split_threads = True  # CPU: full-size per-frame work on two threads (see process)
-        self._pool = None
+        self._pool = None  # helper thread for the full-size per-frame work on CPU (see process)
         if float(tta_sigma) < 0:
             raise ValueError(f"tta_sigma must be >= 0, got {tta_sigma}")
         self.flip_tta, self.tta_sigma = bool(flip_tta), float(tta_sigma)
@@ -238,12 +237,21 @@ class Colorize(Stage):
             ab = resize(ab_small, tuple(L.shape[-2:]))
         return ab.clamp_(-128, 127)
 
+    @property
+    def accepts_uint8(self) -> bool:
+        """On CPU the stage only needs L* of its input, which it computes from 8-bit values anyway
+        (``lightness_8bit``): a run hands it the decoded uint8 frames, with no float conversion."""
+        return self.device.type == "cpu"
+
     @torch.inference_mode()
     def process(self, chunk: Chunk) -> Chunk:
         frames = chunk.frames
         parts = []
         for s in batches(frames.shape[0], self.batch_size):
-            x = frames[s].to(self.device, torch.float32)
+            if frames.dtype == torch.uint8:  # decoded frames as they are (CPU): lightness_8bit reads them
+                x = frames[s]
+            else:
+                x = frames[s].to(self.device, torch.float32)
             if x.device.type != "cpu":
                 L = rgb_to_lightness(x)
                 parts.append(lab_to_rgb_keep_lightness(L, self.colorize_L(L, chunk.index + s.start)).to(frames.device))
@@ -260,7 +268,7 @@ class Colorize(Stage):
     def _two_threads(self, fn, n: int) -> torch.Tensor:
         """``fn(slice)`` over the first and second half of ``n`` frames, the first half in a helper
         thread; concatenated. One frame: in this thread."""
-        if n < 2 or not self.split_threads:
+        if n < 2:
             return fn(slice(0, n))
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor

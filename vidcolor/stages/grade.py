@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcolor.color import rgb_to_luma
+from vidcolor.color import rgb_to_luma, to_uint8_cv2
 from vidcolor.errors import InputError
 from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
 
@@ -256,23 +256,24 @@ class Grade(Stage):
         if self.vignette > 0 and key not in self._vignette_cache:
             mask = vignette_mask(h, w, self.vignette)[0].permute(1, 2, 0).contiguous().numpy()
             self._vignette_cache = {key: mask if grey_out else np.ascontiguousarray(np.repeat(mask, 3, 2))}
+        tint = tuple(float(v) * 255.0 for v in self.tint) + (0.0,)
+        ones = np.ones((1, 3), np.float32)
         for i in range(t):
             y = cv2.LUT(src[i], lut)  # (H, W, 3) float32: weighted luma shares, or values / 255
             if grey_out:
-                y = cv2.transform(y, np.ones((1, 3), np.float32))  # (H, W) Rec.709 luma
+                y = cv2.transform(y, ones)  # (H, W) Rec.709 luma
             yt = contrast_curve(torch.from_numpy(y), self.contrast, self.black, self.white, inplace=True)
             y = yt.numpy()
             if self.vignette > 0:
                 m = self._vignette_cache[key]
                 cv2.multiply(y, m[..., 0] if grey_out else m, dst=y)
             if self.preset == "noir":
-                g = cv2.convertScaleAbs(cv2.threshold(y, 0, 0, cv2.THRESH_TOZERO)[1], alpha=255.0)
+                g = to_uint8_cv2(y)
                 cv2.merge([g, g, g], dst=out[i])
             elif self.preset == "sepia":
-                tint = tuple(float(v) * 255.0 for v in self.tint) + (0.0,)
                 cv2.multiply(cv2.merge([y, y, y]), tint, dst=out[i], dtype=cv2.CV_8U)
             else:
-                cv2.convertScaleAbs(cv2.threshold(y, 0, 0, cv2.THRESH_TOZERO)[1], dst=out[i], alpha=255.0)
+                to_uint8_cv2(y, out[i])
         return torch.from_numpy(out).permute(0, 3, 1, 2)
 
     def describe(self) -> dict[str, Any]:

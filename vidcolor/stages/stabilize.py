@@ -346,8 +346,7 @@ class Stabilize(Stage):
         previous result. Returns per frame whether it was blended and the weight map ``s * m``
         (1, H, W) (None where not blended). The Colorize stage calls this directly to stabilize chroma
         at the model's working size."""
-        n, _, height, width = current.shape
-        dev = current.device
+        n, dev = current.shape[0], current.device
         if self._next_index is not None and index != self._next_index:
             self._forget()  # not the continuation of the last chunk (seek, new video): no past to use
         if self._prev_out is not None and (self._prev_out.shape != current.shape[1:]
