@@ -99,8 +99,8 @@ def case_transcode(path: str, out: str) -> dict:
 
 def case_transcode_yuv(path: str, out: str) -> dict:
     """Decode and re-encode with PyAV alone, frames kept in the decoder's yuv420p (no RGB conversion
-    either way), same libx264 settings as the writer's defaults: the ceiling a grade working on
-    the Y plane could reach (not a path vidcolor has yet; see the README's noir figures)."""
+    either way), same libx264 settings as the writer's defaults: the ceiling of a style that works
+    on the Y' plane alone (noir's luma path, ``vidcolor.io.grey``, comes close to it)."""
     import av
 
     from vidcolor.io.writer_base import DEFAULT_X264_PRESET
@@ -143,7 +143,7 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     from vidcolor.io.probe import probe
     from vidcolor.io.reader import VideoReader
     from vidcolor.io.writer import VideoWriter
-    from vidcolor.pipelines.run import bound_heap, frames_in, takes_uint8, to_tensor, to_uint8
+    from vidcolor.pipelines.run import bound_heap, frames_in, takes_grey, takes_uint8, to_tensor, to_uint8
     from vidcolor.stages.base import Chunk, StageContext
     from vidcolor.styles import get_style
 
@@ -151,8 +151,11 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     size = int(chunk)
     meta = probe(path)
     fps: dict[str, float] = {}
+    cpu = torch.device("cpu")
+    stages = get_style(style).build(StageContext(device=cpu))
+    grey = takes_grey(stages, cpu)  # a run decodes and encodes only the luma for these stages
     t = time.perf_counter()
-    with VideoReader(path, meta=meta) as r:
+    with VideoReader(path, meta=meta, grey=grey) as r:
         raw = list(r.chunks(size))
     n = sum(len(c) for c in raw)
     fps["decode"] = n / (time.perf_counter() - t)
@@ -168,10 +171,8 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
             best = max(best, n / (time.perf_counter() - t))
         return best
 
-    cpu = torch.device("cpu")
     extra: dict[str, float] = {}
-    stages = get_style(style).build(StageContext(device=cpu))
-    u8 = takes_uint8(stages, cpu)  # a run hands these stages the decoded 8-bit frames as they are
+    u8 = grey or takes_uint8(stages, cpu)  # a run hands these stages the decoded 8-bit frames as they are
     if not u8:
         fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw)
     chunks = [Chunk(frames=frames_in(c.frames, cpu, u8), index=c.index, pts=c.pts) for c in raw]
@@ -187,6 +188,8 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
                     1000 / fps[f"stage {i + 1} {stage.name}"] - 1000 / without)
             chunks = outs
     fps["uint8 out" if u8 else "float -> uint8"] = timed(lambda c: to_uint8(c.frames), chunks)
+    if grey:
+        extra["luma only"] = 1.0  # decode, stages and encode saw the Y' plane alone
     frames = [to_uint8(c.frames) for c in chunks]
     t = time.perf_counter()
     with VideoWriter(out, meta) as w:

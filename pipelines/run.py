@@ -4,7 +4,8 @@ Reads top to bottom as the steps it takes:
   1. probe the input (a broken file fails here, before anything is written);
   2. choose and check the output path (never the input; ``--overwrite`` to replace);
   3. build the style's stages on the chosen device;
-  4. stream: decoder thread -> chunks of frames -> stages -> encoder thread -> ``output.part``;
+  4. stream: decoder thread -> chunks of frames -> stages -> encoder thread -> ``output.part``
+     (RGB frames, or the coded luma alone for monochrome styles: ``takes_grey``);
   5. rename ``output.part`` to ``output`` and return a report.
 Memory is bounded by the chunk size and the two queues, not by the film's length.
 """
@@ -141,9 +142,16 @@ def takes_uint8(stages: list[Stage], device: torch.device) -> bool:
     return device.type == "cpu" and bool(stages) and all(getattr(s, "accepts_uint8", False) for s in stages)
 
 
+def takes_grey(stages: list[Stage], device: torch.device) -> bool:
+    """True when every stage works from luma alone and gives luma (``accepts_grey``: the noir grade):
+    the run then decodes only the coded Y' plane and encodes grey frames with neutral chroma, no RGB
+    conversion either way (``vidcolor.io.grey``)."""
+    return device.type == "cpu" and bool(stages) and all(getattr(s, "accepts_grey", False) for s in stages)
+
+
 def frames_in(frames: np.ndarray, device: torch.device, uint8: bool) -> torch.Tensor:
-    """Decoded (T, H, W, 3) uint8 -> the stages' input: float (``to_tensor``) or, when ``uint8``, a
-    (T, 3, H, W) uint8 view of the same memory."""
+    """Decoded (T, H, W, C) uint8 -> the stages' input: float (``to_tensor``) or, when ``uint8``, a
+    (T, C, H, W) uint8 view of the same memory (C = 1 for a grey reader)."""
     return torch.from_numpy(frames).permute(0, 3, 1, 2) if uint8 else to_tensor(frames, device)
 
 
@@ -239,10 +247,11 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
             "encoder": {"backend": encoder, "codec": codec, "crf": crf}}
     # 4. stream
     frames_done = 0
-    with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size) as reader, \
+    grey = takes_grey(stages, dev)
+    with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size, grey=grey) as reader, \
             open_writer(encoder, output, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=encoder_options, queue_size=3,
                         streams_from=input_path, tags=tags) as writer:
-        u8 = takes_uint8(stages, dev)
+        u8 = grey or takes_uint8(stages, dev)
 
         def chunks() -> Iterator[Chunk]:
             for fc in reader.chunks(chunk_size):

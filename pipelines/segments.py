@@ -261,7 +261,8 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     stages unwritten (segment-parallel). ``on_segment`` is called after each finished segment, once
     its file (and state file when ``save_state``) is in place. Returns the segments and warnings.
     """
-    from vidcolor.pipelines.run import frames_in, intra_op_threads, open_writer, pick_device, takes_uint8, to_uint8
+    from vidcolor.pipelines.run import (frames_in, intra_op_threads, open_writer, pick_device, takes_grey, takes_uint8,
+                                        to_uint8)
 
     if start % segment_frames:
         raise ValueError(f"start frame {start} is not a multiple of the segment length {segment_frames}")
@@ -286,13 +287,14 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     warnings: list[str] = []
     writer = current = None
     try:
-        with VideoReader(input_path, meta=meta, start_frame=first, queue_size=2 * settings.chunk_size) as reader, \
-                torch.inference_mode(), intra_op_threads(stages, dev):
+        grey = takes_grey(stages, dev)
+        with VideoReader(input_path, meta=meta, start_frame=first, queue_size=2 * settings.chunk_size,
+                         grey=grey) as reader, torch.inference_mode(), intra_op_threads(stages, dev):
             pieces = _split(reader.chunks(settings.chunk_size), boundary)
             if end is not None:
                 pieces = itertools.takewhile(lambda fc: fc.index < end, pieces)
 
-            u8 = takes_uint8(stages, dev)
+            u8 = grey or takes_uint8(stages, dev)
 
             def piece_key(fc: FrameChunk) -> int:
                 return -1 if fc.index < start else fc.index // segment_frames

@@ -65,9 +65,12 @@ def test_a_noir_run_grades_the_decoded_frames_without_float_conversion(tmp_path:
 
     clip = make_clip(tmp_path / "in.mp4", frames=12)
     ref_out = tmp_path / "float.mp4"
+    # RGB frames in both runs (the luma-only path is tested in tests/io/test_grey.py)
+    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)
     monkeypatch.setattr(run_mod, "takes_uint8", lambda stages, device: False)  # force the float path
     run_mod.run(clip, ref_out, "noir")
     monkeypatch.undo()
+    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)
 
     def no_float(*a, **k):
         raise AssertionError("the noir run converted frames to float")

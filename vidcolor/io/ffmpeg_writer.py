@@ -147,6 +147,8 @@ class FFmpegWriter(WriterBase):
         assert self._nut is not None
         try:
             for rgb, p in zip(frames, pts):
+                if rgb.shape[-1] == 1:  # grey: the pipe carries RGB
+                    rgb = np.repeat(rgb, 3, axis=-1)
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame.pts = int(p)
                 frame.time_base = self.meta.time_base

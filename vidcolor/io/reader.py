@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from vidcolor.errors import VideoError
+from vidcolor.io.grey import luma_from_frame
 from vidcolor.io.probe import VideoMeta, open_input, probe
 
 # A decoded count this far below the container's frame count means the file was cut short.
@@ -26,7 +27,8 @@ TRUNCATION_TOLERANCE = 2
 
 @dataclass
 class FrameChunk:
-    """``frames``: (T, H, W, 3) uint8 RGB, upright; ``index``: number of the first frame; ``pts``: one per frame."""
+    """``frames``: (T, H, W, 3) uint8 RGB (or (T, H, W, 1) luma for a ``grey`` reader), upright;
+    ``index``: number of the first frame; ``pts``: one per frame."""
 
     frames: np.ndarray
     index: int
@@ -40,7 +42,7 @@ _END = object()
 
 
 def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply a display rotation (degrees counter-clockwise, multiple of 90) to an (H, W, 3) image."""
+    """Apply a display rotation (degrees counter-clockwise, multiple of 90) to an (H, W, C) image."""
     k = (rotation // 90) % 4
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
@@ -53,11 +55,13 @@ class VideoReader:
     ...         chunk.frames.shape  # (8, H, W, 3)
 
     ``start_frame`` skips frames before that index (seeking to the nearest keyframe first), for
-    resumable runs. ``queue_size`` bounds decoded frames held in memory.
+    resumable runs. ``queue_size`` bounds decoded frames held in memory. ``grey``: yield the
+    coded luma as (H, W, 1) full-range uint8 instead of RGB (``vidcolor.io.grey``; no RGB
+    conversion, for monochrome styles).
     """
 
     def __init__(self, path: str | Path, *, meta: VideoMeta | None = None, start_frame: int = 0,
-                 queue_size: int = 16, threads: int = 0) -> None:
+                 queue_size: int = 16, threads: int = 0, grey: bool = False) -> None:
         self.path = Path(path)
         self.meta = meta or probe(self.path)
         self.start_frame = int(start_frame)
@@ -65,6 +69,7 @@ class VideoReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._threads = threads
+        self.grey = bool(grey)
         self.frames_decoded = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -120,8 +125,11 @@ class VideoReader:
                 if all_pts is not None:  # after a seek the index comes from the frame's pts
                     index = bisect.bisect_left(all_pts, pts)
                 if index >= self.start_frame:
-                    rgb = upright(frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None),
-                                 self.meta.rotation)
+                    if self.grey:
+                        rgb = upright(luma_from_frame(frame)[..., None], self.meta.rotation)
+                    else:
+                        rgb = upright(frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None),
+                                      self.meta.rotation)
                     if not self._put((index, int(pts), rgb)):
                         return
                 index += 1

@@ -20,6 +20,7 @@ import numpy as np
 
 from vidcolor.errors import InputError, ProcessingError
 from vidcolor.io.containers import AUDIO_FALLBACK, can_copy, provenance_tags
+from vidcolor.io.grey import frame_from_luma
 from vidcolor.io.probe import VideoMeta
 from vidcolor.io.writer_base import WriterBase, encoder_options  # noqa: F401 (encoder_options re-exported)
 
@@ -109,7 +110,8 @@ class VideoWriter(WriterBase):
     ``meta`` is the source's ``VideoMeta`` (time base, frame rate, colour tags, aspect ratio);
     ``streams_from`` the file whose audio/subtitle streams are copied (usually the input);
     ``options`` are passed to the encoder (``-e key=value`` on the CLI); ``tags`` are provenance.
-    Frames are written with ``write(frames (T, H, W, 3) uint8, pts)``; pts in ``meta.time_base``.
+    Frames are written with ``write(frames (T, H, W, 3) uint8, pts)``; pts in ``meta.time_base``;
+    grey frames ``(T, H, W, 1)`` fill the Y' plane directly (chroma neutral).
     """
 
     def __init__(self, path: str | os.PathLike, meta: VideoMeta, *, codec: str = "libx264", crf: int | None = 18,
@@ -170,9 +172,15 @@ class VideoWriter(WriterBase):
 
     # -- encoding --------------------------------------------------------------------------
     def _to_frame(self, rgb: np.ndarray, pts: int) -> av.VideoFrame:
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._sws_space,
-                               dst_color_range=self._sws_range) if self.pix_fmt != "rgb24" else frame
+        frame = None
+        if rgb.shape[-1] == 1:  # grey: straight into the Y' plane, neutral chroma (vidcolor.io.grey)
+            frame = frame_from_luma(rgb[..., 0], self.pix_fmt, full_range=self._sws_range == 2)
+            if frame is None:
+                rgb = np.repeat(rgb, 3, axis=-1)
+        if frame is None:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._sws_space,
+                                   dst_color_range=self._sws_range) if self.pix_fmt != "rgb24" else frame
         frame.pts = pts
         frame.time_base = self.meta.time_base
         return frame
@@ -212,7 +220,8 @@ class VideoWriter(WriterBase):
             raise ProcessingError(f"{self.path}: encoding failed ({exc})") from None
 
     def write(self, frames: np.ndarray, pts: list[int]) -> None:
-        """Queue frames ``(T, H, W, 3)`` uint8 RGB with their pts (in the source time base)."""
+        """Queue frames ``(T, H, W, 3)`` uint8 RGB, or ``(T, H, W, 1)`` full-range grey, with their pts
+        (in the source time base)."""
         self._raise_if_failed()
         self.check_frames(frames, pts)
         while True:

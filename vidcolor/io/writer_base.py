@@ -70,8 +70,9 @@ class WriterBase:
         self.frames_written = 0
 
     def check_frames(self, frames: np.ndarray, pts: list[int]) -> None:
-        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be uint8 (T, {self.height}, {self.width}, 3), "
+        if (frames.ndim != 4 or frames.shape[1:3] != (self.height, self.width) or frames.shape[3] not in (1, 3)
+                or frames.dtype != np.uint8):
+            raise ValueError(f"frames must be uint8 (T, {self.height}, {self.width}, 3) RGB or (..., 1) grey, "
                              f"got {frames.dtype} {tuple(frames.shape)}")
         if len(pts) != frames.shape[0]:
             raise ValueError(f"got {frames.shape[0]} frames but {len(pts)} pts")

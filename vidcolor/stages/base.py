@@ -2,7 +2,8 @@
 
 A pipeline is ``reader -> Stage 1 ... Stage n -> writer``. Stages see chunks of consecutive frames
 (``Chunk.frames`` is ``(T, 3, H, W)`` float32 RGB in [0, 1], on the stage's device; or uint8 RGB on
-CPU for a style whose stages all declare ``accepts_uint8``, see ``pipelines/run.py``) and must give
+CPU for a style whose stages all declare ``accepts_uint8``; or ``(T, 1, H, W)`` uint8 luma for a
+style whose stages all declare ``accepts_grey``, see ``pipelines/run.py``) and must give
 the same result however a video is cut into chunks: anything a stage needs from earlier frames
 (previous output for the stabilizer, a grain RNG, ...) lives in its state and is exposed through
 ``state_dict()`` / ``load_state_dict()`` so resumable runs can restore it.
@@ -23,7 +24,8 @@ from vidcolor.errors import InputError
 
 @dataclass
 class Chunk:
-    """``frames``: (T, 3, H, W) float32 RGB in [0, 1] (uint8 for stages that accept it); ``index``: number of the first frame in the video;
+    """``frames``: (T, 3, H, W) float32 RGB in [0, 1] (uint8 RGB, or (T, 1, H, W) uint8 luma, for stages
+    that accept it); ``index``: number of the first frame in the video;
     ``pts``: presentation timestamps (in the video stream's time base), one per frame;
     ``source``: the decoded input frames of this chunk, (T, 3, H, W), untouched by earlier stages
     (temporal stages compute flow and scene cuts on the input, not on a previous stage's output)."""
@@ -34,8 +36,9 @@ class Chunk:
     source: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.frames.dim() != 4 or self.frames.shape[1] != 3:
-            raise ValueError(f"Chunk.frames must have shape (T, 3, H, W), got {tuple(self.frames.shape)}")
+        if self.frames.dim() != 4 or self.frames.shape[1] not in (1, 3):
+            raise ValueError(f"Chunk.frames must have shape (T, 3, H, W) (or (T, 1, H, W) grey), "
+                             f"got {tuple(self.frames.shape)}")
         if self.pts and len(self.pts) != self.frames.shape[0]:
             raise ValueError(f"Chunk has {self.frames.shape[0]} frames but {len(self.pts)} pts")
 

@@ -204,8 +204,17 @@ class Grade(Stage):
         then skips both float conversions (``pipelines/run.py``)."""
         return self.preset in ("noir", "sepia", "none") and self.grain == 0 and self.mix == 1
 
+    @property
+    def accepts_grey(self) -> bool:
+        """True when this grade needs only the luma and gives only luma: ``noir`` without ``mix``
+        (``process`` then takes and returns (T, 1, H, W) uint8 luma on CPU, and the pipeline
+        decodes and encodes no RGB at all: ``pipelines/run.py``, ``vidcolor.io.grey``)."""
+        return self.preset == "noir" and self.mix == 1
+
     def process(self, chunk: Chunk) -> Chunk:
         x = chunk.frames
+        if x.dtype == torch.uint8 and x.shape[1] == 1:
+            return chunk.with_frames(self._process_grey(x, chunk.index))
         if x.dtype == torch.uint8:
             return chunk.with_frames(self._process_uint8(x))
         t, _, h, w = x.shape
@@ -275,6 +284,32 @@ class Grade(Stage):
             else:
                 to_uint8_cv2(y, out[i])
         return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+    def _process_grey(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """(T, 1, H, W) uint8 full-range luma on CPU -> the same layout, graded: the float path's
+        curve, vignette and grain on each frame's luma (a table gives it as float32 in one pass),
+        rounded and saturated into 8 bits."""
+        import cv2
+
+        if not self.accepts_grey or x.device.type != "cpu":
+            raise ValueError(f"grade {self.preset!r} with these settings needs RGB frames")
+        t, _, h, w = x.shape
+        src = x.reshape(t, h, w).contiguous().numpy()
+        out = np.empty((t, h, w), np.uint8)
+        unit = np.ascontiguousarray(_unit_lut()[0, :, 0])  # (256,): value / 255
+        key = (h, w, "grey")
+        if self.vignette > 0 and key not in self._vignette_cache:
+            self._vignette_cache = {key: vignette_mask(h, w, self.vignette)[0, 0].contiguous().numpy()}
+        grain = film_grain(list(range(index, index + t)), h, w, self.grain, self.seed) if self.grain > 0 else None
+        for i in range(t):
+            y = cv2.LUT(src[i], unit)  # (H, W) float32 in [0, 1]
+            y = contrast_curve(torch.from_numpy(y), self.contrast, self.black, self.white, inplace=True).numpy()
+            if self.vignette > 0:
+                cv2.multiply(y, self._vignette_cache[key], dst=y)
+            if grain is not None:
+                cv2.add(y, grain[i, 0].numpy(), dst=y)
+            to_uint8_cv2(y, out[i])
+        return torch.from_numpy(out).view(t, 1, h, w)
 
     def describe(self) -> dict[str, Any]:
         d = {"stage": self.name, "preset": self.preset, "contrast": self.contrast, "black": self.black,
