@@ -22,6 +22,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(_vc_hash)" ]; then
     echo "vidcolor: installing vidcolor and its dependencies into $VENV..." >&2
+    # torch 2.14.1 from PyPI is a CUDA build: the venv takes ~6.6 GB. Say so before pip fills the disk.
+    NEED_KB=$((7 * 1024 * 1024))
+    FREE_KB="$(df -Pk "$VENV" 2>/dev/null | awk 'NR == 2 {print $4}')"
+    if [ ! -f "$VENV/.vidcolor-installed" ] && [ -n "$FREE_KB" ] && [ "$FREE_KB" -lt "$NEED_KB" ]; then
+        echo "vidcolor: only $((FREE_KB / 1024)) MiB free on the disk of $VENV; the first install needs about 7 GiB" >&2
+        exit 1
+    fi
     LOG="$VENV/install.log"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >"$LOG" 2>&1 || true
     if ! "$VENV/bin/python" -m pip install -e "$ROOT[dev]" >>"$LOG" 2>&1; then

@@ -55,8 +55,9 @@ def test_noir_has_zero_chroma_and_a_visible_curve(tmp_path):
     assert r.exit_code == 0, r.output
     got, inp = decode_all(out).astype(np.float32), decode_all(src).astype(np.float32)
     assert mean_saturation(got.astype(np.uint8)) < 0.01
-    # contrast: the grey levels spread wider than the input's luma (S-curve + black point)
-    luma_in = inp @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    # contrast: the grey levels spread wider than the input's luma (S-curve + black point); noir
+    # grades the coded Y' (vidcolor.io.grey), BT.601 for this untagged SD clip
+    luma_in = inp @ np.array([0.299, 0.587, 0.114], np.float32)
     assert got[..., 0].std() > 1.2 * luma_in.std()
     assert np.percentile(got[..., 0], 2) < np.percentile(luma_in, 2)  # deeper blacks
 
