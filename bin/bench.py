@@ -139,11 +139,12 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     float -> uint8 and encoding (libx264, the writer's default settings) of frames already in memory. ``stage_fps`` maps each part to its frames/s; the slowest part is what
     overlapping them can reach at best."""
     import torch
+    from vidcolor.pipelines.run import bound_heap, frames_in, takes_grey, takes_uint8, to_tensor, to_uint8
 
     from vidcolor.io.probe import probe
     from vidcolor.io.reader import VideoReader
     from vidcolor.io.writer import VideoWriter
-    from vidcolor.pipelines.run import bound_heap, frames_in, takes_grey, takes_uint8, to_tensor, to_uint8
+    from vidcolor.io.writer_base import yuv420_coding
     from vidcolor.stages.base import Chunk, StageContext
     from vidcolor.styles import get_style
 
@@ -175,8 +176,10 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     u8 = grey or takes_uint8(stages, cpu)  # a run hands these stages the decoded 8-bit frames as they are
     if not u8:
         fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw)
+    # what a run hands the stages: the luma with yuv420p planes wanted back (Chunk.yuv), or RGB
+    yuv = yuv420_coding("pyav", "libx264", None, meta) if grey and len(stages) == 1 else None
     chunks = [Chunk(frames=frames_in(c.frames, cpu, u8), index=c.index, pts=c.pts) for c in raw]
-    chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames) for c in chunks]
+    chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames, yuv=yuv) for c in chunks]
     with torch.inference_mode():
         for i, stage in enumerate(stages):
             outs = [stage.process(c) for c in chunks]  # the next part's input (and a warm-up)

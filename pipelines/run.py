@@ -23,13 +23,14 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from vidcolor.pipelines.overlap import cpu_threads_for, run_stages
 
 from vidcolor import __version__
 from vidcolor.errors import InputError
 from vidcolor.io.containers import FORMATS, check_output_path
 from vidcolor.io.probe import VideoMeta, probe
 from vidcolor.io.reader import VideoReader
-from vidcolor.pipelines.overlap import cpu_threads_for, run_stages
+from vidcolor.io.writer_base import yuv420_coding
 from vidcolor.stages.base import Chunk, Stage, StageContext
 from vidcolor.styles import Style, get_style
 
@@ -143,9 +144,11 @@ def takes_uint8(stages: list[Stage], device: torch.device) -> bool:
 
 
 def takes_grey(stages: list[Stage], device: torch.device) -> bool:
-    """True when every stage works from luma alone and gives luma (``accepts_grey``: the noir grade):
-    the run then decodes only the coded Y' plane and encodes grey frames with neutral chroma, no RGB
-    conversion either way (``vidcolor.io.grey``)."""
+    """True when every stage needs only the luma of its input (``accepts_grey``: the noir grade, the
+    Colorize stage on CPU): the run then decodes only the coded Y' plane (``vidcolor.io.grey``), and
+    the stages give grey frames (noir: encoded with neutral chroma), or yuv420p planes when the
+    writer takes them (``Chunk.yuv``; Colorize), or RGB: no RGB conversion on the way in, and
+    none on the way out unless a stage gives RGB."""
     return device.type == "cpu" and bool(stages) and all(getattr(s, "accepts_grey", False) for s in stages)
 
 
@@ -186,18 +189,26 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 @contextmanager
 def intra_op_threads(stages: list[Stage], device: torch.device) -> Iterator[None]:
-    """Torch's intra-op thread count for a CPU run with these stages (``overlap.cpu_threads_for``),
-    restored afterwards."""
-    saved = torch.get_num_threads()
+    """Torch's and OpenCV's intra-op thread counts for a CPU run with these stages
+    (``overlap.cpu_threads_for``), restored afterwards. OpenCV's own pool (one worker per core)
+    competed with the decoder, encoder and stage threads: ``--style colorize`` at 854x480 used
+    34.1 ms of CPU a frame with it and 32.0 ms with one OpenCV thread per calling thread
+    (47 -> 49 frames/s on the bench clip)."""
+    import cv2
+
+    saved, saved_cv = torch.get_num_threads(), cv2.getNumThreads()
     want = cpu_threads_for(len(stages)) if device.type == "cpu" else saved
     want = min(want, saved)
     if want != saved:
         torch.set_num_threads(want)
+    if device.type == "cpu":
+        cv2.setNumThreads(want)
     try:
         yield
     finally:
         if torch.get_num_threads() != saved:
             torch.set_num_threads(saved)
+        cv2.setNumThreads(saved_cv)
 
 
 def open_writer(encoder: str, output: Path, meta: VideoMeta, **kwargs: Any):
@@ -252,11 +263,13 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
             open_writer(encoder, output, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=encoder_options, queue_size=3,
                         streams_from=input_path, tags=tags) as writer:
         u8 = grey or takes_uint8(stages, dev)
+        # yuv420p planes only from the last stage (they go to the writer, no stage reads them)
+        yuv = yuv420_coding(encoder, codec, pix_fmt, meta) if grey and len(stages) == 1 else None
 
         def chunks() -> Iterator[Chunk]:
             for fc in reader.chunks(chunk_size):
                 x = frames_in(fc.frames, dev, u8)
-                yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x)
+                yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=yuv)
 
         with torch.inference_mode(), intra_op_threads(stages, dev):
             for out in run_stages(stages, chunks()):

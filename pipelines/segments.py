@@ -261,8 +261,17 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     stages unwritten (segment-parallel). ``on_segment`` is called after each finished segment, once
     its file (and state file when ``save_state``) is in place. Returns the segments and warnings.
     """
-    from vidcolor.pipelines.run import (frames_in, intra_op_threads, open_writer, pick_device, takes_grey, takes_uint8,
-                                        to_uint8)
+    from vidcolor.pipelines.run import (
+        frames_in,
+        intra_op_threads,
+        open_writer,
+        pick_device,
+        takes_grey,
+        takes_uint8,
+        to_uint8,
+    )
+
+    from vidcolor.io.writer_base import yuv420_coding
 
     if start % segment_frames:
         raise ValueError(f"start frame {start} is not a multiple of the segment length {segment_frames}")
@@ -295,6 +304,8 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
                 pieces = itertools.takewhile(lambda fc: fc.index < end, pieces)
 
             u8 = grey or takes_uint8(stages, dev)
+            yuv = (yuv420_coding(settings.encoder, settings.codec, settings.pix_fmt, meta)
+                   if grey and len(stages) == 1 else None)  # planes only from the last stage, for the writer
 
             def piece_key(fc: FrameChunk) -> int:
                 return -1 if fc.index < start else fc.index // segment_frames
@@ -302,7 +313,7 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
             def as_chunks(group: Iterable[FrameChunk]) -> Iterator[Chunk]:
                 for fc in group:
                     x = frames_in(fc.frames, dev, u8)
-                    yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x)
+                    yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=yuv)
 
             # The stages run in threads of their own (overlap.run_stages), drained at every segment
             # boundary: the state saved with a segment is the stages' state after its last frame.

@@ -244,3 +244,43 @@ def _keep_lightness_torch(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     scale = (room / d.abs().clamp(min=1e-12)).amin(dim=-3, keepdim=True).clamp_(max=1)
     lin = d.mul_(scale).add_(y).clamp_(0, 1)
     return linear_to_srgb(lin).clamp(0, 1)
+
+
+_GREY_L: np.ndarray | None = None
+
+
+def grey_lightness_table() -> np.ndarray:
+    """(256,) float32: CIE L* of the grey (v, v, v) for each 8-bit v (what :func:`lightness_8bit`
+    gives for a grey frame), for frames known only by their luma."""
+    global _GREY_L
+    if _GREY_L is None:
+        _GREY_L = grey_lightness(torch.arange(256, dtype=torch.float64) / 255).float().numpy()
+    return _GREY_L
+
+
+def grey_lightness(g: torch.Tensor) -> torch.Tensor:
+    """CIE L* in [0, 100] of grey levels ``g`` in [0, 1] (gamma-encoded, any shape)."""
+    y = srgb_to_linear(g.clamp(0, 1))
+    fy = torch.where(y > _EPS**3, y.clamp(min=_EPS**3) ** (1 / 3), y / (3 * _EPS**2) + 4 / 29)
+    return 116 * fy - 16
+
+
+def grey_lightness_fast(g: np.ndarray) -> np.ndarray:
+    """:func:`grey_lightness` of float32 grey levels in [0, 1] on CPU (OpenCV's SIMD ``pow`` and
+    numpy's ``cbrt``: ~0.5 ms for 427x240 against ~1.3 ms for the torch formula); within 1e-4 L*."""
+    import cv2
+
+    g = g.astype(np.float32, copy=False)  # averages of values in [0, 1]: no clipping needed
+    t = g * np.float32(1 / 1.055)
+    t += np.float32(0.055 / 1.055)
+    lin = cv2.pow(t, 2.4)
+    dark = g <= 0.04045
+    if dark.any():
+        lin[dark] = g[dark] / np.float32(12.92)
+    L = np.cbrt(lin)
+    L *= np.float32(116)
+    L -= np.float32(16)
+    very_dark = lin <= _EPS**3
+    if very_dark.any():
+        L[very_dark] = lin[very_dark] * np.float32(116 / (3 * _EPS**2))
+    return L

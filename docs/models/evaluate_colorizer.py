@@ -20,7 +20,9 @@ colour original ("truth"):
 The Kodak images (``images/color_kodak24``) get the same colour figures (one frame each).
 Pictures: ``--pictures DIR`` writes before/after strips (grey | output | truth) of one frame per
 clip and of historical photographs (input | colorize | technicolor when that style exists).
-Everything is made by the stages that ``vidcolor run --style colorize`` uses.
+Everything is made by the stages that ``vidcolor run --style colorize`` uses, fed as a run on CPU
+feeds them (``--path planes``: the 8-bit grey as luma, yuv420p planes back, BT.709; ``--path rgb``:
+RGB frames in and out).
 """
 
 from __future__ import annotations
@@ -87,17 +89,38 @@ def build(weights: str | None, style: str = "colorize", render_size: int | None 
     return get_style(style).build(StageContext(overrides=overrides))
 
 
+PATH = "planes"  # --path: what `vidcolor run` does on CPU (planes), or the RGB frame path
+CODING = (1, False)  # BT.709, limited range: the planes' coding in the planes path
+
+
+def _planes_to_rgb(planes: torch.Tensor) -> torch.Tensor:
+    """(T, 1, H * 3 / 2, W) yuv420p planes in CODING -> (T, 3, H, W) float RGB, as a player decodes them."""
+    import av
+
+    out = [av.VideoFrame.from_ndarray(p[0].numpy(), format="yuv420p").to_ndarray(
+        format="rgb24", src_colorspace=CODING[0], src_color_range=2 if CODING[1] else 1) for p in planes]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
+
+
 def run_stages(stages, grey: torch.Tensor, chunk: int = 8) -> torch.Tensor:
-    """The output of ``stages``, chunk by chunk like the pipeline."""
+    """The output of ``stages``, chunk by chunk like the pipeline. ``PATH == "planes"``: as a run on
+    CPU feeds them (pipelines/run.py: takes_grey): the 8-bit grey as luma, and yuv420p planes back
+    from the last stage when the frame size is even, decoded to RGB for the metrics."""
     for s in stages:
         s.reset()
+    h, w = grey.shape[-2:]
+    luma = PATH == "planes" and all(getattr(s, "accepts_grey", False) for s in stages)
+    yuv = CODING if luma and len(stages) == 1 and h % 2 == 0 and w % 2 == 0 else None
     out = []
     for i in range(0, grey.shape[0], chunk):
         src = grey[i:i + chunk]
-        c = Chunk(frames=src.clone(), index=i, source=src)
+        if luma:  # the grey frames' 8-bit value, what a decoder gives of a grey video's Y' plane
+            src = (src[:, :1] * 255 + 0.5).clamp_(0, 255).to(torch.uint8)
+        c = Chunk(frames=src.clone(), index=i, source=src, yuv=yuv)
         for s in stages:
             c = s(c)
-        out.append(c.frames)
+        f = c.frames
+        out.append(_planes_to_rgb(f) if f.shape[-2] != h else (f.float() / 255 if f.dtype == torch.uint8 else f))
     return torch.cat(out)
 
 
@@ -160,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kodak", action="store_true")
     ap.add_argument("--json", default=None, help="write the figures here")
     ap.add_argument("--pictures", default=None, help="folder for before/after strips")
+    ap.add_argument("--path", choices=["planes", "rgb"], default="planes",
+                    help="planes: luma in, yuv420p planes out, as `vidcolor run` on CPU (default); rgb: RGB frames")
     args = ap.parse_args(argv)
+    global PATH
+    PATH = args.path
     torch.manual_seed(0)
     data = Path(args.data)
     from vidcolor.flow import DISFlow

@@ -157,3 +157,122 @@ def test_grey_frames_reach_both_encoders(tmp_path: Path, monkeypatch, encoder: s
     assert np.abs(cg - 128).max() <= 1
     # colour input: Y' (BT.601 here) against Rec.709 luma of RGB: close, not identical
     assert np.abs(yg - yr).mean() < 6
+
+
+@pytest.mark.parametrize("coding", [(5, False), (1, False), (1, True), (9, False)])
+def test_yuv420_planes_from_luma_and_half_size_colour_match_swscale(coding: tuple[int, bool]) -> None:
+    """Flat colour patches (so 4:2:0 loses nothing): the planes made from the grey of the same
+    lightness plus the colour at half size are what swscale makes from the colour frame itself,
+    in each matrix and range; a grey patch keeps its luma exactly."""
+    from vidcolor.color import grey_lightness, grey_lightness_table, lab_to_rgb, rgb_to_lab
+    from vidcolor.io.grey import i420_from_luma
+
+    h, w = 32, 48
+    colours = [(0.8, 0.3, 0.2), (0.2, 0.6, 0.3), (0.3, 0.4, 0.9), (0.5, 0.5, 0.5), (0.9, 0.85, 0.2), (0.1, 0.1, 0.15)]
+    for c in colours:
+        rgb = torch.tensor(c).view(1, 3, 1, 1).expand(1, 3, h, w)
+        rgb8 = (rgb * 255).round() / 255
+        L = rgb_to_lab(rgb8)[:, :1]
+        # the grey with that lightness, as the 8-bit grey nearest to it
+        g = int(np.abs(grey_lightness_table() - float(L[0, 0, 0, 0])).argmin())
+        luma = np.full((h, w), g, np.uint8)
+        luma_half = np.full((h // 2, w // 2), g / 255, np.float32)
+        lab = torch.cat([grey_lightness(torch.tensor(g / 255.0)).view(1, 1, 1, 1).expand(1, 1, h // 2, w // 2).float(),
+                         rgb_to_lab(rgb8)[:, 1:, :h // 2, :w // 2]], 1)
+        rgb_half = lab_to_rgb(lab)[0].permute(1, 2, 0).contiguous().numpy()
+        ours = i420_from_luma(luma, luma_half, rgb_half, coding).astype(int)
+        ref_frame = av.VideoFrame.from_ndarray((rgb_half.repeat(2, 0).repeat(2, 1) * 255).round().astype(np.uint8),
+                                               format="rgb24")
+        ref = ref_frame.reformat(format="yuv420p", dst_colorspace=coding[0],
+                                 dst_color_range=2 if coding[1] else 1).to_ndarray().astype(int)
+        assert ours.shape == ref.shape == (h * 3 // 2, w)
+        assert np.abs(ours - ref).max() <= 2, (c, coding)
+        if c[0] == c[1] == c[2]:  # grey: the input luma, untouched; chroma neutral
+            code = g if coding[1] else round(16 + g * 219 / 255)
+            assert (ours[:h] == code).all() and (np.abs(ours[h:] - 128) <= 1).all()
+
+
+def _colorize_both_paths(src: Path, tmp_path: Path, monkeypatch, encoder: str = "pyav"):
+    import vidcolor.pipelines.run as run_mod
+
+    seen: list[bool] = []
+    real_reader = run_mod.VideoReader
+
+    class Recording(real_reader):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, **k):
+            seen.append(bool(k.get("grey")))
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(run_mod, "VideoReader", Recording)
+    planes_out = tmp_path / f"planes.{encoder}.mkv"
+    run_mod.run(src, planes_out, "colorize", codec="ffv1", encoder=encoder, resumable=False)
+    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)
+    rgb_out = tmp_path / f"rgb.{encoder}.mkv"
+    run_mod.run(src, rgb_out, "colorize", codec="ffv1", encoder=encoder, resumable=False)
+    monkeypatch.undo()
+    return planes_out, rgb_out, seen
+
+
+def test_colorize_of_a_black_and_white_film_through_luma_gives_the_rgb_paths_film(shared_data: Path, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """The real B&W film: colorized from its Y' plane into yuv420p planes (no full-size RGB frame
+    anywhere) it is, to rounding, the film the RGB path makes (lossless ffv1, so what is compared
+    is what each path wrote), its luminance kept as well, and the colour is really there."""
+    from vidcolor.color import rgb_to_lightness
+
+    src = shared_data / "videos/bw/moviepy_chaplin_bw.mp4"
+    import vidcolor.io.writer as writer_mod
+
+    planes_written = []
+    real_to_frame = writer_mod.VideoWriter._to_frame
+
+    def recording(self, rgb, pts):
+        planes_written.append(rgb.shape[0] != self.height)
+        return real_to_frame(self, rgb, pts)
+
+    monkeypatch.setattr(writer_mod.VideoWriter, "_to_frame", recording)
+    planes_out, rgb_out, seen = _colorize_both_paths(src, tmp_path, monkeypatch)
+    assert seen == [True, False]
+    n = len(planes_written) // 2
+    assert n > 200 and all(planes_written[:n]) and not any(planes_written[n:])
+    (yp, cp), (yr, cr) = _planes(planes_out), _planes(rgb_out)
+    assert yp.shape == yr.shape and cp.shape == cr.shape
+    dy, dc = np.abs(yp - yr), np.abs(cp - cr)
+    assert dy.mean() < 0.6 and np.percentile(dy, 99.9) <= 3
+    assert dc.mean() < 0.3 and np.percentile(dc, 99.9) <= 3
+    assert np.abs(cp - 128).mean() > 2  # coloured, not grey
+
+    def lightness(p: Path, frames: int = 24) -> np.ndarray:
+        out = []
+        with av.open(str(p)) as c:
+            for i, f in enumerate(c.decode(video=0)):
+                if i >= frames:
+                    break
+                rgb = torch.from_numpy(f.to_ndarray(format="rgb24", src_colorspace=5)).permute(2, 0, 1)[None] / 255
+                out.append(rgb_to_lightness(rgb.float())[0, 0].numpy())
+        return np.stack(out)
+
+    dl = np.abs(lightness(planes_out) - lightness(src))
+    assert dl.mean() < 0.5 and np.percentile(dl, 99) < 2.5  # L* of the film kept (both 8-bit, both rounded)
+
+
+def test_colorize_from_luma_reaches_the_ffmpeg_backend_as_rgb(tmp_path: Path, monkeypatch) -> None:
+    """The ffmpeg CLI backend takes RGB: Colorize then gives RGB from the luma (Chunk.yuv unset)."""
+    grey_rgb = np.repeat(_grey_ramp(64, 96)[None, ..., None], 3, -1).repeat(8, 0)
+    src = tmp_path / "grey.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("ffv1", rate=24)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        for i, img in enumerate(grey_rgb):
+            f = av.VideoFrame.from_ndarray(np.roll(img, i, 1).copy(), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    planes_out, rgb_out, seen = _colorize_both_paths(src, tmp_path, monkeypatch, "ffmpeg")
+    assert seen == [True, False]
+    (yp, cp), (yr, cr) = _planes(planes_out), _planes(rgb_out)
+    assert yp.shape == (8, 64, 96)
+    # the two routes round the limited-range luma to 8-bit grey differently: one code value here and there
+    assert np.abs(yp - yr).max() <= 2 and np.abs(yp - yr).mean() < 0.6 and np.abs(cp - cr).max() <= 2

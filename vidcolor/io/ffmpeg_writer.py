@@ -21,6 +21,7 @@ import numpy as np
 
 from vidcolor.errors import InputError, ProcessingError
 from vidcolor.io.containers import AUDIO_FALLBACK, can_copy, provenance_tags
+from vidcolor.io.grey import output_coding
 from vidcolor.io.probe import VideoMeta
 from vidcolor.io.writer_base import WriterBase
 
@@ -147,7 +148,11 @@ class FFmpegWriter(WriterBase):
         assert self._nut is not None
         try:
             for rgb, p in zip(frames, pts):
-                if rgb.shape[-1] == 1:  # grey: the pipe carries RGB
+                if rgb.shape[0] != self.height:  # yuv420p planes: the pipe carries RGB
+                    space, full = output_coding(self.meta.color_codes)
+                    rgb = av.VideoFrame.from_ndarray(rgb[..., 0], format="yuv420p").to_ndarray(
+                        format="rgb24", src_colorspace=space, src_color_range=2 if full else 1)
+                elif rgb.shape[-1] == 1:  # grey: the pipe carries RGB
                     rgb = np.repeat(rgb, 3, axis=-1)
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame.pts = int(p)

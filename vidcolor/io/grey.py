@@ -76,3 +76,75 @@ def frame_from_luma(grey: np.ndarray, pix_fmt: str, full_range: bool) -> av.Vide
             np.frombuffer(p, np.dtype("<u2"))[:] = 512
         return frame
     return None
+
+
+# -- colour from luma + low-resolution RGB: yuv420p planes without a full-size RGB frame ----------
+# swscale colour-space code -> (Kr, Kb) of its Y'CbCr matrix (the writer encodes with these codes).
+LUMA_COEFFS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 7: (0.212, 0.087), 9: (0.2627, 0.0593)}
+# FFmpeg colour-space tag -> the swscale matrix used for RGB <-> Y'CbCr (unknown tags: BT.601).
+SWS_SPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+
+
+def output_coding(color_codes: tuple[int, int, int, int]) -> tuple[int, bool]:
+    """The (swscale matrix code, full range) the writer encodes a source with these colour tags in."""
+    space, rng = color_codes[0], color_codes[1]
+    return SWS_SPACE.get(space, 5), rng == 2
+
+
+def _ycc_matrix(coding: tuple[int, bool]) -> tuple[np.ndarray, float, float]:
+    """(3x4 affine matrix: RGB in [0, 1] -> Y', Cb, Cr code values; Y' offset; Y' scale)."""
+    kr, kb = LUMA_COEFFS.get(coding[0], LUMA_COEFFS[5])
+    kg = 1 - kr - kb
+    off_y, sy, sc = (0.0, 255.0, 255.0) if coding[1] else (16.0, 219.0, 224.0)
+    sb, sr = 0.5 / (1 - kb), 0.5 / (1 - kr)
+    m = np.array([[sy * kr, sy * kg, sy * kb, off_y],
+                  [-sc * sb * kr, -sc * sb * kg, sc * sb * (1 - kb), 128.0],
+                  [sc * sr * (1 - kr), -sc * sr * kg, -sc * sr * kb, 128.0]], np.float32)
+    return m, off_y, sy
+
+
+def i420_from_luma(luma: np.ndarray, luma_half: np.ndarray, rgb_half: np.ndarray, coding: tuple[int, bool],
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """Planes of a yuv420p frame ``(H * 3 / 2, W)`` uint8 (PyAV's ``to_ndarray("yuv420p")`` layout)
+    from the full-size grey ``luma`` (H, W) uint8 (full range), the same grey at half size
+    ``luma_half`` (H/2, W/2) float32 in [0, 1] (area average), and the colour the frame should
+    have at half size ``rgb_half`` (H/2, W/2, 3) float32 sRGB in [0, 1] (its lightness that of
+    ``luma_half``). ``coding``: (matrix code, full range), see :func:`output_coding`.
+
+    Chroma comes from ``rgb_half`` (4:2:0 keeps chroma at half size anyway). Luma is the input's
+    own, corrected by how much the colour's luma differs from the grey's at half size (a colour
+    of the same lightness has a different gamma-encoded luma than its grey): upsampled, that
+    correction keeps the output's lightness that of the input within what half-size colour can
+    express, without converting a full-size frame to or from RGB."""
+    import cv2
+
+    h, w = luma.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"yuv420p needs an even frame size, got {w}x{h}")
+    m, off_y, sy = _ycc_matrix(coding)
+    ycc = cv2.transform(rgb_half, m)  # (H/2, W/2, 3) code values
+    y_half, cb, cr = cv2.split(ycc)
+    # colour luma - grey luma at half size, in code values
+    d_luma = cv2.addWeighted(y_half, 1.0, luma_half, -sy, -off_y)
+    y = cv2.resize(d_luma, (w, h), interpolation=cv2.INTER_LINEAR)
+    cv2.add(y, cv2.LUT(luma, _luma_codes(coding[1])), dst=y)
+    if out is None:
+        out = np.empty((h * 3 // 2, w), np.uint8)
+    flat = out.reshape(-1)
+    q = h * w // 4
+    # code values are >= 0 but for rounding noise near black in full range: clip, round, saturate
+    cv2.convertScaleAbs(cv2.max(y, 0.0), dst=out[:h])
+    flat[h * w:h * w + q] = cv2.convertScaleAbs(cv2.max(cb, 0.0)).reshape(-1)
+    flat[h * w + q:] = cv2.convertScaleAbs(cv2.max(cr, 0.0)).reshape(-1)
+    return out
+
+
+_CODES: dict[bool, np.ndarray] = {}
+
+
+def _luma_codes(full: bool) -> np.ndarray:
+    """(256,) float32: the Y' code value of each full-range grey level."""
+    if full not in _CODES:
+        v = np.arange(256, dtype=np.float32)
+        _CODES[full] = v if full else (16 + v * np.float32(219 / 255)).astype(np.float32)
+    return _CODES[full]

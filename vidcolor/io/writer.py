@@ -20,13 +20,11 @@ import numpy as np
 
 from vidcolor.errors import InputError, ProcessingError
 from vidcolor.io.containers import AUDIO_FALLBACK, can_copy, provenance_tags
-from vidcolor.io.grey import frame_from_luma
+from vidcolor.io.grey import frame_from_luma, output_coding
 from vidcolor.io.probe import VideoMeta
 from vidcolor.io.writer_base import WriterBase, encoder_options  # noqa: F401 (encoder_options re-exported)
 
 CODECS = ("libx264", "libx265", "prores_ks", "ffv1")
-# FFmpeg colour-space code -> the swscale matrix used for RGB -> YUV (the reader uses the same).
-_SWS_SPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 
 
 class _CopyStreams:
@@ -149,8 +147,8 @@ class VideoWriter(WriterBase):
         cc = stream.codec_context
         cc.time_base = self.meta.time_base
         space, rng, prim, trc = self.meta.color_codes
-        self._sws_space = _SWS_SPACE.get(space, 5)
-        self._sws_range = 2 if rng == 2 else 1
+        sws_space, full = output_coding(self.meta.color_codes)
+        self._sws_space, self._sws_range = sws_space, 2 if full else 1
         cc.colorspace, cc.color_range = space, (rng or 1)
         cc.color_primaries, cc.color_trc = prim, trc
         if self.meta.sample_aspect_ratio:
@@ -173,7 +171,13 @@ class VideoWriter(WriterBase):
     # -- encoding --------------------------------------------------------------------------
     def _to_frame(self, rgb: np.ndarray, pts: int) -> av.VideoFrame:
         frame = None
-        if rgb.shape[-1] == 1:  # grey: straight into the Y' plane, neutral chroma (vidcolor.io.grey)
+        if rgb.shape[0] != self.height:  # yuv420p planes (T, H * 3 / 2, W, 1): see WriterBase.check_frames
+            frame = av.VideoFrame.from_ndarray(rgb[..., 0], format="yuv420p")
+            if self.pix_fmt != "yuv420p":
+                frame = frame.reformat(format=self.pix_fmt, src_colorspace=self._sws_space,
+                                       src_color_range=self._sws_range, dst_colorspace=self._sws_space,
+                                       dst_color_range=self._sws_range)
+        elif rgb.shape[-1] == 1:  # grey: straight into the Y' plane, neutral chroma (vidcolor.io.grey)
             frame = frame_from_luma(rgb[..., 0], self.pix_fmt, full_range=self._sws_range == 2)
             if frame is None:
                 rgb = np.repeat(rgb, 3, axis=-1)

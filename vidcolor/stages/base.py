@@ -28,12 +28,17 @@ class Chunk:
     that accept it); ``index``: number of the first frame in the video;
     ``pts``: presentation timestamps (in the video stream's time base), one per frame;
     ``source``: the decoded input frames of this chunk, (T, 3, H, W), untouched by earlier stages
-    (temporal stages compute flow and scene cuts on the input, not on a previous stage's output)."""
+    (temporal stages compute flow and scene cuts on the input, not on a previous stage's output);
+    ``yuv``: set by the run when the writer takes yuv420p planes as they are, to their coding
+    (swscale matrix code, full range): a stage may then give ``frames`` as (T, 1, H * 3 / 2, W)
+    uint8 planes in that coding (``vidcolor.io.grey.i420_from_luma``; the Colorize stage does,
+    from luma input)."""
 
     frames: torch.Tensor
     index: int
     pts: list[int] = field(default_factory=list)
     source: torch.Tensor | None = None
+    yuv: tuple[int, bool] | None = None
 
     def __post_init__(self) -> None:
         if self.frames.dim() != 4 or self.frames.shape[1] not in (1, 3):

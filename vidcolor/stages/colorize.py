@@ -34,10 +34,18 @@ import torch.nn.functional as F
 from vidcolor.color import lab_to_rgb_keep_lightness, lightness_8bit, rgb_to_lightness
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import load_pretrained
-from vidcolor.models.runtime import (batches, pick_device, prepare_model, resize, resolve_precision, run_padded,
-                                     working_size)
+from vidcolor.models.runtime import (
+    batches,
+    pick_device,
+    prepare_model,
+    resize,
+    resolve_precision,
+    run_padded,
+    working_size,
+)
 from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
 from vidcolor.stages.stabilize import Stabilize
+
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window, over the pixels inside the frame only (borders unbiased). On CPU
@@ -238,6 +246,13 @@ class Colorize(Stage):
         return ab.clamp_(-128, 127)
 
     @property
+    def accepts_grey(self) -> bool:
+        """On CPU the stage needs only the luma of its input: a run hands it the coded Y' plane
+        (``vidcolor.io.grey``) and takes yuv420p planes back when the writer can (``Chunk.yuv``),
+        so no full-size frame is converted to or from RGB (see :meth:`_process_grey`)."""
+        return self.device.type == "cpu"
+
+    @property
     def accepts_uint8(self) -> bool:
         """On CPU the stage only needs L* of its input, which it computes from 8-bit values anyway
         (``lightness_8bit``): a run hands it the decoded uint8 frames, with no float conversion."""
@@ -246,6 +261,8 @@ class Colorize(Stage):
     @torch.inference_mode()
     def process(self, chunk: Chunk) -> Chunk:
         frames = chunk.frames
+        if frames.dtype == torch.uint8 and frames.shape[1] == 1:
+            return chunk.with_frames(self._process_grey(frames, chunk.index, chunk.yuv))
         parts = []
         for s in batches(frames.shape[0], self.batch_size):
             if frames.dtype == torch.uint8:  # decoded frames as they are (CPU): lightness_8bit reads them
@@ -264,6 +281,48 @@ class Colorize(Stage):
             parts.append(self._two_threads(
                 lambda k: lab_to_rgb_keep_lightness(L[k], self._upsample(ab_small[k], L_small[k], L[k])), len(x)))
         return chunk.with_frames(torch.cat(parts) if len(parts) != 1 else parts[0])
+
+    def _process_grey(self, grey: torch.Tensor, index: int, yuv: tuple[int, bool] | None) -> torch.Tensor:
+        """(T, 1, H, W) uint8 full-range luma on CPU -> yuv420p planes (T, 1, H * 3 / 2, W) in the
+        coding ``yuv`` (even sizes), or RGB frames when ``yuv`` is None.
+
+        L* is the grey's (a table: exactly ``lightness_8bit`` of the same grey RGB frame, so a
+        black-and-white film is colorized as through RGB). For planes, everything after the model
+        runs at half size, the size of 4:2:0 chroma: the grey's area average gives L* there, ab is
+        guided-upsampled to it and turned into RGB keeping that L*, and
+        :func:`vidcolor.io.grey.i420_from_luma` takes chroma from it and corrects the input's own
+        full-size luma by the colour's luma difference. The full-size L* -> RGB -> Y'CbCr work of
+        the RGB path (and the decoder's and encoder's conversions) disappears."""
+        import cv2
+
+        from vidcolor.color import grey_lightness_fast, grey_lightness_table
+        from vidcolor.io.grey import i420_from_luma
+
+        t, _, h, w = grey.shape
+        src = grey.reshape(t, h, w).contiguous().numpy()
+        table = grey_lightness_table()
+        L = torch.from_numpy(np.stack([cv2.LUT(src[i], table) for i in range(t)])).view(t, 1, h, w)
+        if yuv is None or h % 2 or w % 2:
+            ab = self.colorize_L(L, index)
+            return self._two_threads(lambda k: lab_to_rgb_keep_lightness(L[k], ab[k]), t)
+        ab_small, L_small = self._predict(L, index)
+        unit = np.arange(256, dtype=np.float32) / np.float32(255)
+        out = np.empty((t, h * 3 // 2, w), np.uint8)
+
+        def planes(k: slice) -> torch.Tensor:
+            idx = range(t)[k]
+            g_half = torch.from_numpy(np.stack([
+                cv2.resize(cv2.LUT(src[i], unit), (w // 2, h // 2), interpolation=cv2.INTER_AREA) for i in idx]))
+            L_half = torch.from_numpy(grey_lightness_fast(g_half.numpy())).unsqueeze(1)
+            rgb = lab_to_rgb_keep_lightness(L_half, self._upsample(ab_small[k], L_small[k], L_half))
+            hwc = rgb.permute(0, 2, 3, 1)
+            hwc = hwc.numpy() if hwc.is_contiguous() else hwc.contiguous().numpy()
+            for j, i in enumerate(idx):
+                i420_from_luma(src[i], g_half[j].numpy(), hwc[j], yuv, out=out[i])
+            return torch.empty(0)
+
+        self._two_threads(planes, t)
+        return torch.from_numpy(out).view(t, 1, h * 3 // 2, w)
 
     def _two_threads(self, fn, n: int) -> torch.Tensor:
         """``fn(slice)`` over the first and second half of ``n`` frames, the first half in a helper
