@@ -209,13 +209,15 @@ def case_model(arch: str, kwargs: str, height: str, width: str, batch: str = "4"
 
     from vidcolor.models.networks import pad_to_multiple
     from vidcolor.models.registry import build_model
-    from vidcolor.models.runtime import autocast, resolve_precision
+    from vidcolor.models.runtime import autocast, prepare_model, resolve_precision
 
     torch.manual_seed(0)
-    model = build_model(arch, **json.loads(kwargs)).eval()
+    # every model, the anchors too, as the stages run it (prepare_model: eval, channels_last)
+    model = prepare_model(build_model(arch, **json.loads(kwargs)), torch.device("cpu"))
     cin = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
     h, w, b = int(height), int(width), int(batch)
     x, _ = pad_to_multiple(torch.rand(b, cin, h, w) * 2 - 1, int(getattr(model, "size_multiple", 1)))
+    x = x.contiguous(memory_format=torch.channels_last)
     dtype = resolve_precision(precision, torch.device("cpu"))
     with torch.inference_mode(), autocast(torch.device("cpu"), dtype):
         model(x)
