@@ -250,6 +250,7 @@ def test_uint8_frames_give_the_float_frames_result(colorizer: Path) -> None:
     """On CPU a run hands the colorizer the decoded 8-bit frames (it needs only their L*): the same
     output as from the float frames, and the colorize style takes that path."""
     from vidcolor.pipelines.run import takes_uint8
+
     from vidcolor.styles import get_style
 
     x = grey(3, 48, 80, seed=5)
@@ -262,3 +263,31 @@ def test_uint8_frames_give_the_float_frames_result(colorizer: Path) -> None:
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
     assert takes_uint8(get_style("colorize").build(StageContext()), torch.device("cpu"))
+
+
+def test_luma_input_gives_the_grey_rgb_frames_result_and_pipelined_phases_change_nothing(colorizer: Path) -> None:
+    """Luma (T, 1, H, W) uint8 in: RGB out (no Chunk.yuv) equals the RGB path's result on the same
+    grey frames; yuv420p planes out (Chunk.yuv) come out the same whether the stage runs whole or
+    split into its two pipeline steps in threads (overlap.run_stages), stabilizer state included."""
+    from vidcolor.pipelines.overlap import run_stages
+
+    x = grey(8, 48, 80, seed=3)
+    luma = (x[:, :1] * 255).round().to(torch.uint8)
+    # per-frame (a stabilizer's DIS flow on 8-bit grey would amplify the 1e-5 L* differences)
+    a = Colorize(weights=str(colorizer), render_size=32)
+    b = Colorize(weights=str(colorizer), render_size=32)
+    assert a.accepts_grey
+    rgb = torch.cat([a.process(Chunk(x[i:i + 4], i)).frames for i in (0, 4)])
+    from_luma = torch.cat([b.process(Chunk(luma[i:i + 4], i)).frames for i in (0, 4)])
+    assert from_luma.shape == rgb.shape
+    # the same L* (a table, float64, against float32 shares: 1e-5 apart), which this test net's
+    # x8 weights amplify in a few pixels; the real colorizer's outputs agree to rounding
+    d = (from_luma - rgb).abs()
+    assert d.mean() < 5e-4 and (d > 0.01).float().mean() < 0.01
+    whole = Colorize(weights=str(colorizer), render_size=32, temporal=0.6)
+    split = Colorize(weights=str(colorizer), render_size=32, temporal=0.6)
+    chunks = [Chunk(luma[i:i + 2], i, yuv=(1, False)) for i in range(0, 8, 2)]
+    ref = [whole.process(c).frames for c in chunks]
+    got = [c.frames for c in run_stages([split], iter(chunks))]
+    assert len(got) == 4 and all(r.shape == (2, 1, 72, 80) and torch.equal(r, g) for r, g in zip(ref, got))
+    torch.testing.assert_close(whole.state_dict(), split.state_dict())
