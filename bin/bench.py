@@ -184,6 +184,20 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
         for i, stage in enumerate(stages):
             outs = [stage.process(c) for c in chunks]  # the next part's input (and a warm-up)
             fps[f"stage {i + 1} {stage.name}"] = timed(stage.process, chunks, before=stage.reset)
+            if hasattr(stage, "phases") and chunks[0].frames.shape[1] == 1:
+                # the pipeline steps a run gives the stage threads of their own: each alone
+                predict, render = stage.phases()
+
+                def refill(predict=predict, stage=stage) -> None:
+                    stage.reset()
+                    stage._pending.clear()
+                    for c in chunks:
+                        predict.process(c)
+
+                extra[f"stage {i + 1} {stage.name}: step {predict.name} alone fps"] = timed(
+                    predict.process, chunks, before=lambda stage=stage: (stage.reset(), stage._pending.clear()))
+                extra[f"stage {i + 1} {stage.name}: step {render.name} alone fps"] = timed(
+                    render.process, chunks, before=refill)
             if getattr(stage, "stabilizer", None) is not None:  # a colorizer stabilizing its own chroma
                 plain = get_style(style).build(StageContext(device=cpu, overrides={"temporal": 0}))[i]
                 without = timed(plain.process, chunks)
@@ -439,7 +453,7 @@ def main() -> None:
             for part, v in res["stage_fps"].items():
                 print(f"  {style}: {part:<52} {v:>8.1f} fps alone", flush=True)
             for part, v in res.items():
-                if part.endswith("ms/frame"):
+                if part.endswith("ms/frame") or part.endswith("alone fps"):
                     print(f"  {style}: {part:<52} {v:>8.2f}", flush=True)
         for style in styles:
             variants = [("", "{}")]
@@ -480,6 +494,11 @@ def ratios(cases: dict, styles: list[str]) -> dict:
                 run_long["fps"] / min(alone.values()))
             r[f"{style}: end-to-end fps / all parts one after another"] = (
                 run_long["fps"] * sum(1 / v for v in alone.values()))
+            steps = {k: v for k, v in parts.items() if k.endswith("alone fps")}
+            if steps:  # a stage the run splits into pipeline steps: its slowest step is the bound
+                slow = min(steps, key=steps.get)
+                r[f"{style}: end-to-end fps / slowest pipeline step alone ({slow[:-10]})"] = run_long["fps"] / min(
+                    min(steps.values()), *(v for k, v in alone.items() if not k.startswith("stage")))
     return r
 
 
