@@ -98,7 +98,10 @@ def _planes(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(ys).astype(int), np.stack(cs).astype(int)
 
 
-def _run_both_paths(src: Path, tmp_path: Path, monkeypatch, encoder: str = "pyav") -> tuple[Path, Path, list[bool]]:
+def _run_both_paths(src: Path, tmp_path: Path, monkeypatch, encoder: str = "pyav",
+                    style: str = "noir") -> tuple[Path, Path, list[bool]]:
+    """``style`` on ``src`` into lossless ffv1 twice: as a run picks (the luma path), then with the
+    RGB path forced. Returns both outputs and, per run, whether its reader decoded luma only."""
     import vidcolor.pipelines.run as run_mod
 
     seen: list[bool] = []
@@ -110,11 +113,11 @@ def _run_both_paths(src: Path, tmp_path: Path, monkeypatch, encoder: str = "pyav
             super().__init__(*a, **k)
 
     monkeypatch.setattr(run_mod, "VideoReader", Recording)
-    grey_out = tmp_path / f"grey.{encoder}.mkv"
-    run_mod.run(src, grey_out, "noir", codec="ffv1", encoder=encoder, resumable=False)
-    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)  # the RGB (uint8) path
-    rgb_out = tmp_path / f"rgb.{encoder}.mkv"
-    run_mod.run(src, rgb_out, "noir", codec="ffv1", encoder=encoder, resumable=False)
+    grey_out = tmp_path / f"grey.{style}.{encoder}.mkv"
+    run_mod.run(src, grey_out, style, codec="ffv1", encoder=encoder, resumable=False)
+    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)  # the RGB path
+    rgb_out = tmp_path / f"rgb.{style}.{encoder}.mkv"
+    run_mod.run(src, rgb_out, style, codec="ffv1", encoder=encoder, resumable=False)
     monkeypatch.undo()
     return grey_out, rgb_out, seen
 
@@ -192,27 +195,6 @@ def test_yuv420_planes_from_luma_and_half_size_colour_match_swscale(coding: tupl
             assert (ours[:h] == code).all() and (np.abs(ours[h:] - 128) <= 1).all()
 
 
-def _colorize_both_paths(src: Path, tmp_path: Path, monkeypatch, encoder: str = "pyav"):
-    import vidcolor.pipelines.run as run_mod
-
-    seen: list[bool] = []
-    real_reader = run_mod.VideoReader
-
-    class Recording(real_reader):  # type: ignore[misc, valid-type]
-        def __init__(self, *a, **k):
-            seen.append(bool(k.get("grey")))
-            super().__init__(*a, **k)
-
-    monkeypatch.setattr(run_mod, "VideoReader", Recording)
-    planes_out = tmp_path / f"planes.{encoder}.mkv"
-    run_mod.run(src, planes_out, "colorize", codec="ffv1", encoder=encoder, resumable=False)
-    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)
-    rgb_out = tmp_path / f"rgb.{encoder}.mkv"
-    run_mod.run(src, rgb_out, "colorize", codec="ffv1", encoder=encoder, resumable=False)
-    monkeypatch.undo()
-    return planes_out, rgb_out, seen
-
-
 def test_colorize_of_a_black_and_white_film_through_luma_gives_the_rgb_paths_film(shared_data: Path, tmp_path: Path,
                                                                                  monkeypatch) -> None:
     """The real B&W film: colorized from its Y' plane into yuv420p planes (no full-size RGB frame
@@ -231,7 +213,7 @@ def test_colorize_of_a_black_and_white_film_through_luma_gives_the_rgb_paths_fil
         return real_to_frame(self, rgb, pts)
 
     monkeypatch.setattr(writer_mod.VideoWriter, "_to_frame", recording)
-    planes_out, rgb_out, seen = _colorize_both_paths(src, tmp_path, monkeypatch)
+    planes_out, rgb_out, seen = _run_both_paths(src, tmp_path, monkeypatch, style="colorize")
     assert seen == [True, False]
     n = len(planes_written) // 2
     assert n > 200 and all(planes_written[:n]) and not any(planes_written[n:])
@@ -270,7 +252,7 @@ def test_colorize_from_luma_reaches_the_ffmpeg_backend_as_rgb(tmp_path: Path, mo
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    planes_out, rgb_out, seen = _colorize_both_paths(src, tmp_path, monkeypatch, "ffmpeg")
+    planes_out, rgb_out, seen = _run_both_paths(src, tmp_path, monkeypatch, "ffmpeg", "colorize")
     assert seen == [True, False]
     (yp, cp), (yr, cr) = _planes(planes_out), _planes(rgb_out)
     assert yp.shape == (8, 64, 96)
