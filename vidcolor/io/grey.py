@@ -3,7 +3,7 @@
 A style whose output is monochrome (``noir``) needs nothing from a frame but its luma, and its
 output is luma with neutral chroma. Decoded video is Y'CbCr already, so the luma is the Y' plane
 as it was coded: copying that plane (and mapping limited to full range through a table) costs
-~0.05 ms a frame at 854x480, where the conversion to RGB costs ~1.2 ms and ``to_ndarray("gray")``
+~0.2 ms a frame at 854x480, where the conversion to RGB costs ~1.2 ms and ``to_ndarray("gray")``
 (swscale) ~4 ms; on the way out the grey frame goes straight into the encoder's Y' plane with
 constant chroma, instead of an RGB -> Y'CbCr conversion. The grey values are full range
 (0 = black, 255 = white), so a grade sees the same scale as in RGB.
