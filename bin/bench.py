@@ -139,12 +139,11 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     float -> uint8 and encoding (libx264, the writer's default settings) of frames already in memory. ``stage_fps`` maps each part to its frames/s; the slowest part is what
     overlapping them can reach at best."""
     import torch
-    from vidcolor.pipelines.run import bound_heap, frames_in, takes_grey, takes_uint8, to_tensor, to_uint8
 
     from vidcolor.io.probe import probe
     from vidcolor.io.reader import VideoReader
     from vidcolor.io.writer import VideoWriter
-    from vidcolor.io.writer_base import yuv420_coding
+    from vidcolor.pipelines.run import bound_heap, frame_plan, frames_in, to_tensor, to_uint8
     from vidcolor.stages.base import Chunk, StageContext
     from vidcolor.styles import get_style
 
@@ -154,7 +153,8 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     fps: dict[str, float] = {}
     cpu = torch.device("cpu")
     stages = get_style(style).build(StageContext(device=cpu))
-    grey = takes_grey(stages, cpu)  # a run decodes and encodes only the luma for these stages
+    plan = frame_plan(stages, cpu, "pyav", "libx264", None, meta)  # what a run of these stages does
+    grey, u8 = plan.grey, plan.uint8
     t = time.perf_counter()
     with VideoReader(path, meta=meta, grey=grey) as r:
         raw = list(r.chunks(size))
@@ -173,13 +173,10 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
         return best
 
     extra: dict[str, float] = {}
-    u8 = grey or takes_uint8(stages, cpu)  # a run hands these stages the decoded 8-bit frames as they are
     if not u8:
         fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw)
-    # what a run hands the stages: the luma with yuv420p planes wanted back (Chunk.yuv), or RGB
-    yuv = yuv420_coding("pyav", "libx264", None, meta) if grey and len(stages) == 1 else None
     chunks = [Chunk(frames=frames_in(c.frames, cpu, u8), index=c.index, pts=c.pts) for c in raw]
-    chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames, yuv=yuv) for c in chunks]
+    chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames, yuv=plan.yuv) for c in chunks]
     with torch.inference_mode():
         for i, stage in enumerate(stages):
             outs = [stage.process(c) for c in chunks]  # the next part's input (and a warm-up)

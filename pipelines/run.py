@@ -23,7 +23,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from vidcolor.pipelines.overlap import cpu_threads_for, run_stages
 
 from vidcolor import __version__
 from vidcolor.errors import InputError
@@ -31,6 +30,7 @@ from vidcolor.io.containers import FORMATS, check_output_path
 from vidcolor.io.probe import VideoMeta, probe
 from vidcolor.io.reader import VideoReader
 from vidcolor.io.writer_base import yuv420_coding
+from vidcolor.pipelines.overlap import cpu_threads_for, run_stages
 from vidcolor.stages.base import Chunk, Stage, StageContext
 from vidcolor.styles import Style, get_style
 
@@ -152,6 +152,25 @@ def takes_grey(stages: list[Stage], device: torch.device) -> bool:
     return device.type == "cpu" and bool(stages) and all(getattr(s, "accepts_grey", False) for s in stages)
 
 
+@dataclass(frozen=True)
+class FramePlan:
+    """How frames travel through a run, decided once from its stages and its writer: ``grey``, the
+    reader decodes luma only; ``uint8``, the stages get 8-bit frames (no float conversion); ``yuv``,
+    the coding the writer takes yuv420p planes in (``Chunk.yuv``) or None."""
+
+    grey: bool
+    uint8: bool
+    yuv: tuple[int, bool] | None
+
+
+def frame_plan(stages: list[Stage], device: torch.device, encoder: str, codec: str, pix_fmt: str | None,
+               meta: VideoMeta) -> FramePlan:
+    grey = takes_grey(stages, device)
+    # yuv420p planes only from the last stage (they go to the writer, no stage reads them)
+    yuv = yuv420_coding(encoder, codec, pix_fmt, meta) if grey and len(stages) == 1 else None
+    return FramePlan(grey=grey, uint8=grey or takes_uint8(stages, device), yuv=yuv)
+
+
 def frames_in(frames: np.ndarray, device: torch.device, uint8: bool) -> torch.Tensor:
     """Decoded (T, H, W, C) uint8 -> the stages' input: float (``to_tensor``) or, when ``uint8``, a
     (T, C, H, W) uint8 view of the same memory (C = 1 for a grey reader)."""
@@ -258,18 +277,15 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
             "encoder": {"backend": encoder, "codec": codec, "crf": crf}}
     # 4. stream
     frames_done = 0
-    grey = takes_grey(stages, dev)
-    with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size, grey=grey) as reader, \
+    plan = frame_plan(stages, dev, encoder, codec, pix_fmt, meta)
+    with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size, grey=plan.grey) as reader, \
             open_writer(encoder, output, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=encoder_options, queue_size=3,
                         streams_from=input_path, tags=tags) as writer:
-        u8 = grey or takes_uint8(stages, dev)
-        # yuv420p planes only from the last stage (they go to the writer, no stage reads them)
-        yuv = yuv420_coding(encoder, codec, pix_fmt, meta) if grey and len(stages) == 1 else None
 
         def chunks() -> Iterator[Chunk]:
             for fc in reader.chunks(chunk_size):
-                x = frames_in(fc.frames, dev, u8)
-                yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=yuv)
+                x = frames_in(fc.frames, dev, plan.uint8)
+                yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=plan.yuv)
 
         with torch.inference_mode(), intra_op_threads(stages, dev):
             for out in run_stages(stages, chunks()):

@@ -261,17 +261,7 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     stages unwritten (segment-parallel). ``on_segment`` is called after each finished segment, once
     its file (and state file when ``save_state``) is in place. Returns the segments and warnings.
     """
-    from vidcolor.pipelines.run import (
-        frames_in,
-        intra_op_threads,
-        open_writer,
-        pick_device,
-        takes_grey,
-        takes_uint8,
-        to_uint8,
-    )
-
-    from vidcolor.io.writer_base import yuv420_coding
+    from vidcolor.pipelines.run import frame_plan, frames_in, intra_op_threads, open_writer, pick_device, to_uint8
 
     if start % segment_frames:
         raise ValueError(f"start frame {start} is not a multiple of the segment length {segment_frames}")
@@ -296,24 +286,21 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     warnings: list[str] = []
     writer = current = None
     try:
-        grey = takes_grey(stages, dev)
+        plan = frame_plan(stages, dev, settings.encoder, settings.codec, settings.pix_fmt, meta)
         with VideoReader(input_path, meta=meta, start_frame=first, queue_size=2 * settings.chunk_size,
-                         grey=grey) as reader, torch.inference_mode(), intra_op_threads(stages, dev):
+                         grey=plan.grey) as reader, torch.inference_mode(), intra_op_threads(stages, dev):
             pieces = _split(reader.chunks(settings.chunk_size), boundary)
             if end is not None:
                 pieces = itertools.takewhile(lambda fc: fc.index < end, pieces)
 
-            u8 = grey or takes_uint8(stages, dev)
-            yuv = (yuv420_coding(settings.encoder, settings.codec, settings.pix_fmt, meta)
-                   if grey and len(stages) == 1 else None)  # planes only from the last stage, for the writer
 
             def piece_key(fc: FrameChunk) -> int:
                 return -1 if fc.index < start else fc.index // segment_frames
 
             def as_chunks(group: Iterable[FrameChunk]) -> Iterator[Chunk]:
                 for fc in group:
-                    x = frames_in(fc.frames, dev, u8)
-                    yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=yuv)
+                    x = frames_in(fc.frames, dev, plan.uint8)
+                    yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=plan.yuv)
 
             # The stages run in threads of their own (overlap.run_stages), drained at every segment
             # boundary: the state saved with a segment is the stages' state after its last frame.

@@ -145,7 +145,11 @@ def rgb_to_lightness(rgb: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         import cv2
 
         return cv2_convert(rgb.clamp(0, 1), cv2.COLOR_RGB2Lab)[:, :1].contiguous()
-    y = _mix(_RGB2XYZ[1:2], srgb_to_linear(rgb.clamp(0, 1)))
+    return _lightness_of_luminance(_mix(_RGB2XYZ[1:2], srgb_to_linear(rgb.clamp(0, 1))))
+
+
+def _lightness_of_luminance(y: torch.Tensor) -> torch.Tensor:
+    """CIE L* in [0, 100] of relative luminance ``y`` (Y of the white = 1)."""
     fy = torch.where(y > _EPS**3, y.clamp(min=_EPS**3) ** (1 / 3), y / (3 * _EPS**2) + 4 / 29)
     return 116 * fy - 16
 
@@ -260,9 +264,7 @@ def grey_lightness_table() -> np.ndarray:
 
 def grey_lightness(g: torch.Tensor) -> torch.Tensor:
     """CIE L* in [0, 100] of grey levels ``g`` in [0, 1] (gamma-encoded, any shape)."""
-    y = srgb_to_linear(g.clamp(0, 1))
-    fy = torch.where(y > _EPS**3, y.clamp(min=_EPS**3) ** (1 / 3), y / (3 * _EPS**2) + 4 / 29)
-    return 116 * fy - 16
+    return _lightness_of_luminance(srgb_to_linear(g.clamp(0, 1)))
 
 
 def grey_lightness_fast(g: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from vidcolor.color import lab_to_rgb, rgb_to_lightness
 from vidcolor.evaluate import read_chunks
 from vidcolor.metrics import CDCMeter, WarpingErrorMeter, ciede2000, colorfulness, psnr
+from vidcolor.pipelines.run import takes_grey
 from vidcolor.stages.base import Chunk, StageContext
 from vidcolor.styles import get_style
 
@@ -109,7 +110,7 @@ def run_stages(stages, grey: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     for s in stages:
         s.reset()
     h, w = grey.shape[-2:]
-    luma = PATH == "planes" and all(getattr(s, "accepts_grey", False) for s in stages)
+    luma = PATH == "planes" and takes_grey(stages, torch.device("cpu"))
     yuv = CODING if luma and len(stages) == 1 and h % 2 == 0 and w % 2 == 0 else None
     out = []
     for i in range(0, grey.shape[0], chunk):

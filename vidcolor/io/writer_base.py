@@ -18,6 +18,7 @@ from vidcolor.io.containers import (
 from vidcolor.io.grey import output_coding
 from vidcolor.io.probe import VideoMeta
 
+
 # x264/x265 preset unless ``-e preset=...`` says otherwise. Measured on an 854x480 Tears of Steel
 # excerpt (240 frames, crf 18, ffmpeg CLI, 2 cores): medium 79 frames/s, 48.9 dB PSNR / SSIM 0.9942
 # against the source, 2.28 MB; veryfast 182 frames/s, 46.9 dB / 0.9922, 2.19 MB. Encoding at medium

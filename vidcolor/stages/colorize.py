@@ -34,18 +34,10 @@ import torch.nn.functional as F
 from vidcolor.color import lab_to_rgb_keep_lightness, lightness_8bit, rgb_to_lightness
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import load_pretrained
-from vidcolor.models.runtime import (
-    batches,
-    pick_device,
-    prepare_model,
-    resize,
-    resolve_precision,
-    run_padded,
-    working_size,
-)
+from vidcolor.models.runtime import (batches, pick_device, prepare_model, resize, resolve_precision, run_padded,
+                                     working_size)
 from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
 from vidcolor.stages.stabilize import Stabilize
-
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window, over the pixels inside the frame only (borders unbiased). On CPU
