@@ -113,6 +113,7 @@ def case_transcode_yuv(path: str, out: str) -> dict:
         os_ = dst.add_stream("libx264", rate=vs.average_rate)
         os_.width, os_.height, os_.pix_fmt = vs.codec_context.width, vs.codec_context.height, "yuv420p"
         os_.options = {"preset": DEFAULT_X264_PRESET, "crf": "18"}
+        os_.codec_context.thread_type = "AUTO"  # frame threads, as VideoWriter opens x264
         for frame in inp.decode(vs):
             y = frame.to_ndarray(format="yuv420p")  # no conversion for yuv420p sources
             for pkt in os_.encode(av.VideoFrame.from_ndarray(y, format="yuv420p")):

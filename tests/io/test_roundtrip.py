@@ -1,5 +1,7 @@
 """Encode with both backends, read back: frame count, pts, audio packets, subtitles, sizes, colour."""
 
+import os
+import re
 from fractions import Fraction
 
 import av
@@ -90,6 +92,21 @@ def test_encoder_option_passthrough(tmp_path):
     with av.open(str(out)) as c:
         keys = [p.is_keyframe for p in c.demux(c.streams.video[0]) if p.size]
     assert sum(keys) == 4  # a keyframe every 2 frames, as asked
+
+
+def test_x264_uses_frame_threads(tmp_path):
+    """PyAV opens encoders with slice threads; the writer asks for frame threads like the ffmpeg CLI
+    (x264 records its settings in the stream)."""
+    src = make_clip(tmp_path / "in.mp4", frames=8, audio=False)
+    out = tmp_path / "out.mp4"
+    copy_video(src, out)
+    found = re.search(rb" threads=(\d+) lookahead_threads=\d+ sliced_threads=(\d)", out.read_bytes())
+    assert found, "x264 settings not in the stream"
+    threads, sliced = int(found[1]), int(found[2])
+    assert sliced == 0
+    assert threads > 1 or (os.cpu_count() or 1) == 1  # slice threads on a small frame fall back to 1
+    copy_video(src, out, options={"threads": "1"})  # -e threads=1 still wins
+    assert b" threads=1 " in out.read_bytes()
 
 
 def test_audio_transcoded_when_container_cannot_hold_it(tmp_path):

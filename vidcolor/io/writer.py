@@ -145,6 +145,10 @@ class VideoWriter(WriterBase):
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.meta.time_base
         cc = stream.codec_context
+        # PyAV opens encoders with slice threads only; the ffmpeg CLI's default is frame threads
+        # (x264: threads=3, sliced_threads=0 on 2 cores). Measured on 450 graded noir frames at
+        # 854x480, veryfast crf 18: 189-223 -> 281-292 frames/s, 1.4 -> 1.7 cores, file 2 % smaller.
+        cc.thread_type = "AUTO"
         cc.time_base = self.meta.time_base
         space, rng, prim, trc = self.meta.color_codes
         sws_space, full = output_coding(self.meta.color_codes)
