@@ -224,20 +224,23 @@ def case_model(arch: str, kwargs: str, height: str, width: str, batch: str = "4"
     from vidcolor.models.runtime import autocast, prepare_model, resolve_precision
 
     torch.manual_seed(0)
-    # every model, the anchors too, as the stages run it (prepare_model: eval, channels_last)
-    model = prepare_model(build_model(arch, **json.loads(kwargs)), torch.device("cpu"))
+    # every model, the anchors too, as the stages run it (prepare_model: eval, batch norm folded,
+    # channels_last, convolution weights in the autocast dtype)
+    dtype = resolve_precision(precision, torch.device("cpu"))
+    model = build_model(arch, **json.loads(kwargs))
+    params = sum(p.numel() for p in model.parameters())
+    model = prepare_model(model, torch.device("cpu"), dtype=dtype)
     cin = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
     h, w, b = int(height), int(width), int(batch)
     x, _ = pad_to_multiple(torch.rand(b, cin, h, w) * 2 - 1, int(getattr(model, "size_multiple", 1)))
     x = x.contiguous(memory_format=torch.channels_last)
-    dtype = resolve_precision(precision, torch.device("cpu"))
     with torch.inference_mode(), autocast(torch.device("cpu"), dtype):
         model(x)
         n, t = 0, time.perf_counter()
         while n < 2 * b or (n < 16 * b and time.perf_counter() - t < 3.0):
             model(x)
             n += b
-    return {"frames": n, "seconds": time.perf_counter() - t, "params": sum(p.numel() for p in model.parameters())}
+    return {"frames": n, "seconds": time.perf_counter() - t, "params": params}
 
 
 def _real_frames(n: int, height: int = 480, width: int = 854):

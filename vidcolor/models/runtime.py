@@ -71,12 +71,48 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def prepare_model(model: nn.Module, device: torch.device, compile: bool = False) -> nn.Module:
-    """Eval mode on ``device``, weights ``channels_last`` (cuDNN and oneDNN both convolve faster in
-    that layout: the shipped colorizer at 128x228 on the 2-core CPU, one thread, 3.5 -> 2.2 ms CPU
-    an image in bf16 and 6.7 -> 5.6 ms in fp32); ``compile``: ``torch.compile`` (inductor;
-    compiles on the first call, once per input shape)."""
-    model = model.to(device).eval().to(memory_format=torch.channels_last)
+def fold_batch_norm(model: nn.Module) -> int:
+    """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d``/``ConvTranspose2d`` in an
+    ``nn.Sequential`` into that convolution's weights and bias (the BatchNorm becomes
+    ``nn.Identity``): the same function up to float rounding, one pass over memory fewer. The
+    pix2pix U-Net's down and up blocks are conv -> BN; instance norm (CycleGAN's ResNet) depends on
+    the input and is left alone. Returns the number of layers folded."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and type(bn) is nn.BatchNorm2d
+                    and not bn.training and bn.running_mean is not None and bn.running_var is not None):
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                seq._modules[b] = nn.Identity()
+                folded += 1
+    return folded
+
+
+def prepare_model(model: nn.Module, device: torch.device, compile: bool = False,
+                  dtype: torch.dtype | None = None) -> nn.Module:
+    """Ready ``model`` for inference (it is changed in place; do not train it afterwards):
+
+    - eval mode on ``device``, batch norm folded into the convolutions (:func:`fold_batch_norm`;
+      the shipped colorizer, bf16, batch 8 at 128x256: 16-20 -> 14-15 ms on one core, 12.6 -> 8.6
+      ms on two);
+    - weights ``channels_last`` (cuDNN and oneDNN both convolve faster in that layout: 3.5 -> 2.2 ms
+      CPU an image in bf16, 6.7 -> 5.6 ms in fp32);
+    - with ``dtype`` (the autocast dtype :func:`run_padded` will use), convolution weights stored in
+      it, so autocast does not cast them again on every call (14.1 -> 12.2 ms on one core, 8.2 ->
+      7.3 on two); other layers keep fp32 and get autocast's usual treatment;
+    - ``compile``: ``torch.compile`` (inductor; compiles on the first call, once per input shape).
+    """
+    model = model.to(device).eval()
+    fold_batch_norm(model)
+    model = model.to(memory_format=torch.channels_last)
+    if dtype is not None:
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                m.to(dtype)
     if compile:
         model = torch.compile(model)
     return model

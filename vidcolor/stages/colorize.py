@@ -175,7 +175,7 @@ class Colorize(Stage):
         self.l_center, self.l_scale = (float(v) for v in config["l_norm"])
         self.ab_scale = float(config["ab_scale"])
         self.multiple = int(getattr(model, "size_multiple", 1))
-        self.model = prepare_model(model, self.device, compile=self.compile)
+        self.model = prepare_model(model, self.device, compile=self.compile, dtype=self.dtype)
         self._pool = None  # helper thread for the full-size per-frame work on CPU (see process)
         if float(tta_sigma) < 0:
             raise ValueError(f"tta_sigma must be >= 0, got {tta_sigma}")

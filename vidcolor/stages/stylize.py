@@ -54,7 +54,7 @@ class Stylize(Stage):
                                "stylize weights")
         self.config = config
         self.multiple = int(getattr(model, "size_multiple", 1))
-        self.model = prepare_model(model, self.device, compile=self.compile)
+        self.model = prepare_model(model, self.device, compile=self.compile, dtype=self.dtype)
 
     @classmethod
     def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Stylize":
