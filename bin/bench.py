@@ -128,9 +128,10 @@ def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
     from vidcolor.pipelines.run import run
 
     kw = json.loads(extra)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_seconds()
     rep = run(path, out, style, overwrite=True, **kw)
-    return {"frames": rep.frames, "seconds": time.perf_counter() - t}
+    seconds = time.perf_counter() - t
+    return {"frames": rep.frames, "seconds": seconds, "cores_used": (_cpu_seconds() - c) / seconds}
 
 
 def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
@@ -144,7 +145,7 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     from vidcolor.io.probe import probe
     from vidcolor.io.reader import VideoReader
     from vidcolor.io.writer import VideoWriter
-    from vidcolor.pipelines.run import bound_heap, frame_plan, frames_in, to_tensor, to_uint8
+    from vidcolor.pipelines.run import bound_heap, frame_plan, frames_in, intra_op_threads, to_tensor, to_uint8
     from vidcolor.stages.base import Chunk, StageContext
     from vidcolor.styles import get_style
 
@@ -156,14 +157,18 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     stages = get_style(style).build(StageContext(device=cpu))
     plan = frame_plan(stages, cpu, "pyav", "libx264", None, meta)  # what a run of these stages does
     grey, u8 = plan.grey, plan.uint8
-    t = time.perf_counter()
+    cpu_ms: dict[str, float] = {}  # CPU time (all threads) a frame, for the CPU-bound limit
+    t, c = time.perf_counter(), _cpu_seconds()
     with VideoReader(path, meta=meta, grey=grey) as r:
         raw = list(r.chunks(size))
     n = sum(len(c) for c in raw)
     fps["decode"] = n / (time.perf_counter() - t)
-    def timed(fn, items, before=lambda: None, repeats: int = 3) -> float:
+    cpu_ms["decode"] = (_cpu_seconds() - c) * 1000 / n
+    def timed(fn, items, before=lambda: None, repeats: int = 3, part: str | None = None) -> float:
         """frames/s of ``fn`` over ``items``, the best of ``repeats`` passes (``before`` runs ahead
-        of each), results dropped (buffers reused as in a run)."""
+        of each), results dropped (buffers reused as in a run). With ``part``, one more pass with
+        the thread counts a run gives the stages (``intra_op_threads``) puts the CPU time a frame
+        (all threads) in ``cpu_ms[part]``: what the part costs inside a run."""
         best = 0.0
         for _ in range(repeats):
             before()
@@ -171,17 +176,25 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
             for item in items:
                 fn(item)
             best = max(best, n / (time.perf_counter() - t))
+        if part:
+            with intra_op_threads(stages, cpu):
+                before()
+                c = _cpu_seconds()
+                for item in items:
+                    fn(item)
+                cpu_ms[part] = (_cpu_seconds() - c) * 1000 / n
         return best
 
     extra: dict[str, float] = {}
     if not u8:
-        fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw)
+        fps["uint8 -> float"] = timed(lambda c: to_tensor(c.frames, cpu), raw, part="uint8 -> float")
     chunks = [Chunk(frames=frames_in(c.frames, cpu, u8), index=c.index, pts=c.pts) for c in raw]
     chunks = [Chunk(frames=c.frames, index=c.index, pts=c.pts, source=c.frames, yuv=plan.yuv) for c in chunks]
     with torch.inference_mode():
         for i, stage in enumerate(stages):
             outs = [stage.process(c) for c in chunks]  # the next part's input (and a warm-up)
-            fps[f"stage {i + 1} {stage.name}"] = timed(stage.process, chunks, before=stage.reset)
+            fps[f"stage {i + 1} {stage.name}"] = timed(stage.process, chunks, before=stage.reset,
+                                                       part=f"stage {i + 1} {stage.name}")
             if hasattr(stage, "phases") and chunks[0].frames.shape[1] == 1:
                 # the pipeline steps a run gives the stage threads of their own: each alone
                 predict, render = stage.phases()
@@ -202,16 +215,19 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
                 extra[f"stage {i + 1} {stage.name} in-stage stabilizer ms/frame"] = (
                     1000 / fps[f"stage {i + 1} {stage.name}"] - 1000 / without)
             chunks = outs
-    fps["uint8 out" if u8 else "float -> uint8"] = timed(lambda c: to_uint8(c.frames), chunks)
+    key = "uint8 out" if u8 else "float -> uint8"
+    fps[key] = timed(lambda c: to_uint8(c.frames), chunks, part=key)
     if grey:
         extra["luma only"] = 1.0  # decode, stages and encode saw the Y' plane alone
     frames = [to_uint8(c.frames) for c in chunks]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_seconds()
     with VideoWriter(out, meta) as w:
-        for c, f in zip(chunks, frames):
-            w.write(f, c.pts)
+        for c_, f in zip(chunks, frames):
+            w.write(f, c_.pts)
     fps["encode"] = n / (time.perf_counter() - t)
-    return {"frames": n, "seconds": sum(n / v for v in fps.values()), "stage_fps": fps, **extra}
+    cpu_ms["encode"] = (_cpu_seconds() - c) * 1000 / n
+    return {"frames": n, "seconds": sum(n / v for v in fps.values()), "stage_fps": fps, "stage_cpu_ms": cpu_ms,
+            **extra}
 
 
 def case_model(arch: str, kwargs: str, height: str, width: str, batch: str = "4", precision: str = "fp32") -> dict:
@@ -311,6 +327,12 @@ def case_temporal_quality(n: str = "48") -> dict:
             "cdc_per_frame": cdc(flicker), "cdc_stabilized": cdc(out),
             "psnr_per_frame": psnr(flicker, truth), "psnr_stabilized": psnr(out, truth)}
 
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far, all threads (user + system)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _vm_hwm_mib() -> float:
@@ -452,7 +474,9 @@ def main() -> None:
             res = measure("stages", str(short), style, str(tmp_p / f"stages-{style}.mp4"), env=env)
             results["cases"][f"stages {style} 854x480"] = res
             for part, v in res["stage_fps"].items():
-                print(f"  {style}: {part:<52} {v:>8.1f} fps alone", flush=True)
+                cpu = res.get("stage_cpu_ms", {}).get(part)
+                cores = f"  {cpu * v / 1000:4.2f} cores, {cpu:6.2f} ms CPU a frame" if cpu is not None else ""
+                print(f"  {style}: {part:<52} {v:>8.1f} fps alone{cores}", flush=True)
             for part, v in res.items():
                 if part.endswith("ms/frame") or part.endswith("alone fps"):
                     print(f"  {style}: {part:<52} {v:>8.2f}", flush=True)
@@ -495,6 +519,14 @@ def ratios(cases: dict, styles: list[str]) -> dict:
                 run_long["fps"] / min(alone.values()))
             r[f"{style}: end-to-end fps / all parts one after another"] = (
                 run_long["fps"] * sum(1 / v for v in alone.values()))
+            cpu = parts.get("stage_cpu_ms")
+            if cpu and len(cpu) == len(alone):
+                # what the parts' CPU time allows on this machine's cores, however well they overlap
+                limit = 1000 * (os.cpu_count() or 1) / sum(cpu.values())
+                r[f"{style}: CPU-bound limit fps (cores / parts' CPU ms a frame)"] = limit
+                r[f"{style}: end-to-end fps / CPU-bound limit"] = run_long["fps"] / limit
+                slow = min(alone, key=alone.get)
+                r[f"{style}: cores the slowest part ({slow}) uses alone"] = cpu[slow] * alone[slow] / 1000
             steps = {k: v for k, v in parts.items() if k.endswith("alone fps")}
             if steps:  # a stage the run splits into pipeline steps: its slowest step is the bound
                 slow = min(steps, key=steps.get)
