@@ -158,12 +158,14 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     plan = frame_plan(stages, cpu, "pyav", "libx264", None, meta)  # what a run of these stages does
     grey, u8 = plan.grey, plan.uint8
     cpu_ms: dict[str, float] = {}  # CPU time (all threads) a frame, for the CPU-bound limit
+    cores: dict[str, float] = {}   # cores used in that pass (CPU time / wall time)
     t, c = time.perf_counter(), _cpu_seconds()
     with VideoReader(path, meta=meta, grey=grey) as r:
         raw = list(r.chunks(size))
     n = sum(len(c) for c in raw)
     fps["decode"] = n / (time.perf_counter() - t)
     cpu_ms["decode"] = (_cpu_seconds() - c) * 1000 / n
+    cores["decode"] = cpu_ms["decode"] * fps["decode"] / 1000
     def timed(fn, items, before=lambda: None, repeats: int = 3, part: str | None = None) -> float:
         """frames/s of ``fn`` over ``items``, the best of ``repeats`` passes (``before`` runs ahead
         of each), results dropped (buffers reused as in a run). With ``part``, one more pass with
@@ -179,10 +181,11 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
         if part:
             with intra_op_threads(stages, cpu):
                 before()
-                c = _cpu_seconds()
+                t, c = time.perf_counter(), _cpu_seconds()
                 for item in items:
                     fn(item)
                 cpu_ms[part] = (_cpu_seconds() - c) * 1000 / n
+                cores[part] = (_cpu_seconds() - c) / max(time.perf_counter() - t, 1e-9)
         return best
 
     extra: dict[str, float] = {}
@@ -226,8 +229,9 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
             w.write(f, c_.pts)
     fps["encode"] = n / (time.perf_counter() - t)
     cpu_ms["encode"] = (_cpu_seconds() - c) * 1000 / n
+    cores["encode"] = cpu_ms["encode"] * fps["encode"] / 1000
     return {"frames": n, "seconds": sum(n / v for v in fps.values()), "stage_fps": fps, "stage_cpu_ms": cpu_ms,
-            **extra}
+            "stage_cores": cores, **extra}
 
 
 def case_model(arch: str, kwargs: str, height: str, width: str, batch: str = "4", precision: str = "fp32") -> dict:
@@ -474,8 +478,9 @@ def main() -> None:
             res = measure("stages", str(short), style, str(tmp_p / f"stages-{style}.mp4"), env=env)
             results["cases"][f"stages {style} 854x480"] = res
             for part, v in res["stage_fps"].items():
-                cpu = res.get("stage_cpu_ms", {}).get(part)
-                cores = f"  {cpu * v / 1000:4.2f} cores, {cpu:6.2f} ms CPU a frame" if cpu is not None else ""
+                cpu, used = res.get("stage_cpu_ms", {}).get(part), res.get("stage_cores", {}).get(part)
+                cores = (f"  in a run's threads: {cpu:6.2f} ms CPU a frame ({used:4.2f} cores)"
+                         if cpu is not None and used is not None else "")
                 print(f"  {style}: {part:<52} {v:>8.1f} fps alone{cores}", flush=True)
             for part, v in res.items():
                 if part.endswith("ms/frame") or part.endswith("alone fps"):
@@ -526,7 +531,8 @@ def ratios(cases: dict, styles: list[str]) -> dict:
                 r[f"{style}: CPU-bound limit fps (cores / parts' CPU ms a frame)"] = limit
                 r[f"{style}: end-to-end fps / CPU-bound limit"] = run_long["fps"] / limit
                 slow = min(alone, key=alone.get)
-                r[f"{style}: cores the slowest part ({slow}) uses alone"] = cpu[slow] * alone[slow] / 1000
+                if slow in parts.get("stage_cores", {}):
+                    r[f"{style}: cores the slowest part ({slow}) uses alone"] = parts["stage_cores"][slow]
             steps = {k: v for k, v in parts.items() if k.endswith("alone fps")}
             if steps:  # a stage the run splits into pipeline steps: its slowest step is the bound
                 slow = min(steps, key=steps.get)
