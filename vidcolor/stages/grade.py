@@ -285,6 +285,15 @@ class Grade(Stage):
                 to_uint8_cv2(y, out[i])
         return torch.from_numpy(out).permute(0, 3, 1, 2)
 
+    def _curve_table(self) -> np.ndarray:
+        """(256,) float32: ``contrast_curve`` of ``v / 255`` for every 8-bit value ``v`` (cached)."""
+        params = (self.contrast, self.black, self.white)
+        if getattr(self, "_curve", (None, None))[0] != params:
+            unit = torch.from_numpy(np.ascontiguousarray(_unit_lut()[0, :, 0]))  # value / 255
+            table = contrast_curve(unit.clone(), self.contrast, self.black, self.white, inplace=True)
+            self._curve = (params, np.ascontiguousarray(table.numpy(), dtype=np.float32))
+        return self._curve[1]
+
     def _process_grey(self, x: torch.Tensor, index: int) -> torch.Tensor:
         """(T, 1, H, W) uint8 full-range luma on CPU -> the same layout, graded: the float path's
         curve, vignette and grain on each frame's luma (a table gives it as float32 in one pass),
@@ -296,18 +305,24 @@ class Grade(Stage):
         t, _, h, w = x.shape
         src = x.reshape(t, h, w).contiguous().numpy()
         out = np.empty((t, h, w), np.uint8)
-        unit = np.ascontiguousarray(_unit_lut()[0, :, 0])  # (256,): value / 255
+        # the curve of every 8-bit value: one table lookup gives the curved luma as float32
+        # (the same function on the same 256 inputs as the float path; 0.6 -> 0.06 ms a frame)
+        curve = self._curve_table()
         key = (h, w, "grey")
         if self.vignette > 0 and key not in self._vignette_cache:
             self._vignette_cache = {key: vignette_mask(h, w, self.vignette)[0, 0].contiguous().numpy()}
         grain = film_grain(list(range(index, index + t)), h, w, self.grain, self.seed) if self.grain > 0 else None
         for i in range(t):
-            y = cv2.LUT(src[i], unit)  # (H, W) float32 in [0, 1]
-            y = contrast_curve(torch.from_numpy(y), self.contrast, self.black, self.white, inplace=True).numpy()
+            y = cv2.LUT(src[i], curve)  # (H, W) float32 in [0, 1], curved
+            if grain is None:  # y >= 0: round and saturate in the last pass (no negatives to clip)
+                if self.vignette > 0:
+                    cv2.multiply(y, self._vignette_cache[key], dst=out[i], scale=255.0, dtype=cv2.CV_8U)
+                else:
+                    cv2.convertScaleAbs(y, dst=out[i], alpha=255.0)
+                continue
             if self.vignette > 0:
                 cv2.multiply(y, self._vignette_cache[key], dst=y)
-            if grain is not None:
-                cv2.add(y, grain[i, 0].numpy(), dst=y)
+            cv2.add(y, grain[i, 0].numpy(), dst=y)
             to_uint8_cv2(y, out[i])
         return torch.from_numpy(out).view(t, 1, h, w)
 
