@@ -15,7 +15,8 @@ colour original ("truth"):
 * PSNR (RGB, mean over frames) for the model and the grey baseline;
 * warping error (Lai et al. 2018, DIS flow on the grey input) and CDC (TCVC) of the per-frame and
   the stabilized output, and the warping error of the grey input itself (``warp_grey``: the part
-  of the metric that comes from the luminance, which a colorizer keeps).
+  of the metric that comes from the luminance, which a colorizer keeps), and the warping error of
+  the chroma alone (``warp_ab_*``: a*, b* of the per-frame and stabilized output and of the truth).
 
 The Kodak images (``images/color_kodak24``) get the same colour figures (one frame each).
 Pictures: ``--pictures DIR`` writes before/after strips (grey | output | truth) of one frame per
@@ -132,6 +133,18 @@ def temporal(frames: torch.Tensor, grey: torch.Tensor, flow) -> tuple[float, flo
     return wm.value, cm.value
 
 
+def chroma_frames(frames: torch.Tensor) -> torch.Tensor:
+    """(T, 3, H, W) RGB in [0, 1] -> (T, 3, H, W) holding only the colour: a*/255 + 0.5, b*/255 + 0.5
+    and a constant. The warping error of these measures the flicker of what a colorizer adds (its
+    output's L* is the input's), in the same units for every output; ratios are scale-free."""
+    from vidcolor.color import rgb_to_lab
+
+    lab = rgb_to_lab(frames.float())
+    out = torch.full_like(lab, 0.5)
+    out[:, 1:] = lab[:, 1:] / 255.0 + 0.5
+    return out
+
+
 def colour_figures(out: torch.Tensor, grey: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     cf = lambda x: float(np.mean([colorfulness(f) for f in x]))  # noqa: E731
     return {"ciede_model": ciede2000(out, truth), "ciede_grey": ciede2000(grey, truth),
@@ -213,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         # the grey input itself: the warping error an output with this luminance has with no colour
         # at all, a floor for any colorizer that keeps L* (the metric is on RGB)
         row["warp_grey"], _ = temporal(grey, grey, flow)
+        # the same measure on the chroma alone (a*, b*): the model's own flicker, without the
+        # input's luminance that every output of this colorizer carries
+        for key, x in (("per_frame", per_frame), ("stabilized", stab), ("truth", truth)):
+            row[f"warp_ab_{key}"], _ = temporal(chroma_frames(x), grey, flow)
         row["size"] = f"{truth.shape[-1]}x{truth.shape[-2]}x{truth.shape[0]}"
         report["clips"][name] = row
         print(f"{name}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
