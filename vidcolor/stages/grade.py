@@ -138,7 +138,7 @@ SEPIA_TINT = (1.0, 0.86, 0.66)  # multiplied onto luma, renormalised to keep Rec
 PRESETS = ("noir", "sepia", "lut", "none")
 
 
-_LUTS: dict[str, np.ndarray] = {}
+_LUTS: dict[Any, np.ndarray] = {}  # tables by name, curves by ("curve", parameters)
 
 
 def _luma_lut() -> np.ndarray:
@@ -155,6 +155,17 @@ def _unit_lut() -> np.ndarray:
         v = np.arange(256, dtype=np.float32) / np.float32(255)
         _LUTS["unit"] = np.ascontiguousarray(np.repeat(v.reshape(1, 256, 1), 3, 2))
     return _LUTS["unit"]
+
+
+def _curve_lut(contrast: float, black: float, white: float) -> np.ndarray:
+    """(256,) float32: ``contrast_curve`` of ``v / 255`` for every 8-bit value ``v`` (cached per curve)."""
+    key = ("curve", contrast, black, white)
+    if key not in _LUTS:
+        if len(_LUTS) > 16:
+            _LUTS.clear()
+        unit = torch.from_numpy(np.arange(256, dtype=np.float32) / np.float32(255))
+        _LUTS[key] = np.ascontiguousarray(contrast_curve(unit, contrast, black, white, inplace=True).numpy())
+    return _LUTS[key]
 
 
 @register_stage("grade")
@@ -285,15 +296,6 @@ class Grade(Stage):
                 to_uint8_cv2(y, out[i])
         return torch.from_numpy(out).permute(0, 3, 1, 2)
 
-    def _curve_table(self) -> np.ndarray:
-        """(256,) float32: ``contrast_curve`` of ``v / 255`` for every 8-bit value ``v`` (cached)."""
-        params = (self.contrast, self.black, self.white)
-        if getattr(self, "_curve", (None, None))[0] != params:
-            unit = torch.from_numpy(np.ascontiguousarray(_unit_lut()[0, :, 0]))  # value / 255
-            table = contrast_curve(unit.clone(), self.contrast, self.black, self.white, inplace=True)
-            self._curve = (params, np.ascontiguousarray(table.numpy(), dtype=np.float32))
-        return self._curve[1]
-
     def _process_grey(self, x: torch.Tensor, index: int) -> torch.Tensor:
         """(T, 1, H, W) uint8 full-range luma on CPU -> the same layout, graded: the float path's
         curve, vignette and grain on each frame's luma (a table gives it as float32 in one pass),
@@ -307,7 +309,7 @@ class Grade(Stage):
         out = np.empty((t, h, w), np.uint8)
         # the curve of every 8-bit value: one table lookup gives the curved luma as float32
         # (the same function on the same 256 inputs as the float path; 0.6 -> 0.06 ms a frame)
-        curve = self._curve_table()
+        curve = _curve_lut(self.contrast, self.black, self.white)
         key = (h, w, "grey")
         if self.vignette > 0 and key not in self._vignette_cache:
             self._vignette_cache = {key: vignette_mask(h, w, self.vignette)[0, 0].contiguous().numpy()}
