@@ -159,13 +159,28 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     grey, u8 = plan.grey, plan.uint8
     cpu_ms: dict[str, float] = {}  # CPU time (all threads) a frame, for the CPU-bound limit
     cores: dict[str, float] = {}   # cores used in that pass (CPU time / wall time)
-    t, c = time.perf_counter(), _cpu_seconds()
-    with VideoReader(path, meta=meta, grey=grey) as r:
-        raw = list(r.chunks(size))
+
+    def cost(fn) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of all threads) of one call of ``fn``."""
+        t, c = time.perf_counter(), _cpu_seconds()
+        fn()
+        return time.perf_counter() - t, _cpu_seconds() - c
+
+    def note(part: str, wall: float, used: float) -> float:
+        """Record ``part``'s CPU time a frame and cores; returns its frames/s."""
+        cpu_ms[part], cores[part] = used * 1000 / n, used / max(wall, 1e-9)
+        return n / wall
+
+    raw: list = []
+
+    def decode() -> None:
+        with VideoReader(path, meta=meta, grey=grey) as r:
+            raw.extend(r.chunks(size))
+
+    wall, used = cost(decode)
     n = sum(len(c) for c in raw)
-    fps["decode"] = n / (time.perf_counter() - t)
-    cpu_ms["decode"] = (_cpu_seconds() - c) * 1000 / n
-    cores["decode"] = cpu_ms["decode"] * fps["decode"] / 1000
+    fps["decode"] = note("decode", wall, used)
+
     def timed(fn, items, before=lambda: None, repeats: int = 3, part: str | None = None) -> float:
         """frames/s of ``fn`` over ``items``, the best of ``repeats`` passes (``before`` runs ahead
         of each), results dropped (buffers reused as in a run). With ``part``, one more pass with
@@ -181,11 +196,12 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
         if part:
             with intra_op_threads(stages, cpu):
                 before()
-                t, c = time.perf_counter(), _cpu_seconds()
-                for item in items:
-                    fn(item)
-                cpu_ms[part] = (_cpu_seconds() - c) * 1000 / n
-                cores[part] = (_cpu_seconds() - c) / max(time.perf_counter() - t, 1e-9)
+
+                def each() -> None:
+                    for item in items:
+                        fn(item)
+
+                note(part, *cost(each))
         return best
 
     extra: dict[str, float] = {}
@@ -223,13 +239,13 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     if grey:
         extra["luma only"] = 1.0  # decode, stages and encode saw the Y' plane alone
     frames = [to_uint8(c.frames) for c in chunks]
-    t, c = time.perf_counter(), _cpu_seconds()
-    with VideoWriter(out, meta) as w:
-        for c_, f in zip(chunks, frames):
-            w.write(f, c_.pts)
-    fps["encode"] = n / (time.perf_counter() - t)
-    cpu_ms["encode"] = (_cpu_seconds() - c) * 1000 / n
-    cores["encode"] = cpu_ms["encode"] * fps["encode"] / 1000
+
+    def encode() -> None:
+        with VideoWriter(out, meta) as w:
+            for c, f in zip(chunks, frames):
+                w.write(f, c.pts)
+
+    fps["encode"] = note("encode", *cost(encode))
     return {"frames": n, "seconds": sum(n / v for v in fps.values()), "stage_fps": fps, "stage_cpu_ms": cpu_ms,
             "stage_cores": cores, **extra}
 
