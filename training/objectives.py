@@ -9,6 +9,8 @@
 * Temporal (as Lai et al., ECCV 2018, §3.2 short-term loss, and the ARCHITECTURE note):
   ``mean(M ⊙ |G(x_t) − warp(G(x_{t−1}), F_{t→t−1})|)`` with F computed on the *input* frames
   (DIS, or RAFT frozen) and M the forward-backward occlusion mask of Lai et al.
+* Optional CIEDE2000 term (``lambda_ciede``): the eval metric's per-pixel colour difference
+  (Sharma et al. 2005) between output and truth, made differentiable at grey (``ciede2000_loss``).
 * Optional class rebalancing of the colour regression (Zhang et al., ECCV 2016, §2.2, eq. 4):
   each target pixel's L1 is weighted by ``((1-λ) p̃(bin) + λ/Q)^-1`` (normalised to mean 1 over
   the data seen), with p̃ the smoothed empirical ab distribution, so rare saturated colours are not averaged
@@ -27,6 +29,7 @@ under torchrun): one wrapped forward per backward, so every module pair that is 
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -148,6 +151,62 @@ def temporal_loss(outputs: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor)
     m = mask.reshape(b * (t - 1), 1, h, w)
     diff = (cur - warped).abs() * m
     return diff.sum() / (m.sum() * c).clamp(min=1.0)
+
+
+# -- colour-difference loss ----------------------------------------------------------------------------
+def _sqrt0(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(max(x, 0))`` with a zero (not NaN) gradient where ``x <= 0``."""
+    pos = x > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
+def ciede2000_loss(ab: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
+    """Per-pixel CIEDE2000 between ``(L, ab)`` and ``(L, ab_true)`` for any shared L*: the eval
+    metric as a loss (a colorizer keeps the input's L*, so ΔL' = 0 and S_L does not enter).
+
+    Args:
+        ab, ab_true: ``(N, 2, H, W)`` a*, b* in CIE units (prediction, truth).
+
+    Returns:
+        ``(N, H, W)`` float32: the value of ``vidcolor.metrics.delta_e_ciede2000`` (Sharma et al.
+        2005), with finite gradients everywhere, grey and exactly matching pixels included. Two
+        changes make it differentiable: ΔH' comes from ``2 (C1' C2' − a1' a2' − b1 b2)`` (= ΔH'²,
+        eq. 11 without the hue angles; its sign from the cross product), and the weights that
+        depend on the colours' mean chroma and hue (G, S_C, S_H, R_T) are held constant in the
+        backward pass, so the gradient pulls the prediction towards the truth in the metric's own
+        weighting and never rewards adding chroma just to enlarge S_C. Computed in float64 (ΔH'²
+        is a difference of nearly equal products).
+    """
+    a1, b1 = ab_true.double().unbind(1)
+    a2, b2 = ab.double().unbind(1)
+    with torch.no_grad():  # the metric's weights, from the two colours' mean chroma and hue
+        c_bar = 0.5 * (torch.hypot(a1, b1) + torch.hypot(a2, b2))
+        c7 = c_bar**7
+        g = 0.5 * (1 - torch.sqrt(c7 / (c7 + 25.0**7)))                                    # (4)
+    a1p, a2p = a1 * (1 + g), a2 * (1 + g)                                                  # (5)
+    c1p, c2p = _sqrt0(a1p * a1p + b1 * b1), _sqrt0(a2p * a2p + b2 * b2)                    # (6)
+    dCp = c2p - c1p                                                                        # (9)
+    cross = a1p * b2 - b1 * a2p  # sign of h2' - h1'
+    dHp = torch.where(cross < 0, -1.0, 1.0) * _sqrt0(2 * (c1p * c2p - a1p * a2p - b1 * b2))  # (11)
+    with torch.no_grad():
+        h1p = torch.atan2(b1, a1p) % (2 * math.pi)                                          # (7)
+        h2p = torch.atan2(b2, a2p) % (2 * math.pi)
+        zero = (c1p * c2p) == 0  # a grey colour: its hue is undefined
+        h_sum = h1p + h2p                                                                    # (14)
+        wrap_up = (torch.abs(h1p - h2p) > math.pi) & (h_sum < 2 * math.pi)
+        wrap_down = (torch.abs(h1p - h2p) > math.pi) & (h_sum >= 2 * math.pi)
+        hp_bar = torch.where(zero, h_sum, (h_sum + 2 * math.pi * wrap_up - 2 * math.pi * wrap_down) / 2)
+        t = (1 - 0.17 * torch.cos(hp_bar - math.radians(30)) + 0.24 * torch.cos(2 * hp_bar)
+             + 0.32 * torch.cos(3 * hp_bar + math.radians(6)) - 0.20 * torch.cos(4 * hp_bar - math.radians(63)))
+        d_theta = math.radians(30) * torch.exp(-(((torch.rad2deg(hp_bar) - 275) / 25) ** 2))  # (16)
+        cp_bar = 0.5 * (c1p + c2p)                                                          # (13)
+        cp7 = cp_bar**7
+        r_c = 2 * torch.sqrt(cp7 / (cp7 + 25.0**7))                                         # (17)
+        s_c = 1 + 0.045 * cp_bar                                                            # (19)
+        s_h = 1 + 0.015 * cp_bar * t                                                        # (20)
+        r_t = -torch.sin(2 * d_theta) * r_c                                                 # (21)
+    c_term, h_term = dCp / s_c, dHp / s_h
+    return _sqrt0(c_term**2 + h_term**2 + r_t * c_term * h_term).float()                  # (22)
 
 
 class TemporalTerm:
@@ -328,6 +387,10 @@ class Pix2Pix(Objective):
                 loss_l1 = err.mean()
             total = total + cfg.lambda_l1 * loss_l1
             logs["L1"] = loss_l1.item()
+            if cfg.lambda_ciede > 0:  # the eval metric itself, in CIE units (outputs keep the input's L*)
+                loss_de = ciede2000_loss(fake.float() * AB_SCALE, y * AB_SCALE).mean()
+                total = total + cfg.lambda_ciede * loss_de
+                logs["CIEDE2000"] = loss_de.item()
             # The L1 of a grey / identity answer on this batch: batches differ a lot in colour, so
             # L1 / L1_base is the comparable measure of progress across steps.
             logs["L1_base"] = (y - (0 if cfg.task == "colorize" else x)).abs().mean().item()

@@ -77,6 +77,8 @@ class ObjectiveConfig:
     Temporal: ``lambda_temporal`` * ‖M ⊙ (G(x_t) − warp(G(x_{t−1}), F_{t→t−1}))‖₁ (0 = off), flow
     from ``flow`` on the *input* frames. ``rebalance``: Zhang et al. 2016 §2.2 class rebalancing of
     the ab regression (mixing weight λ of eq. 4, 0 = off, 0.5 in the paper); colorize only.
+    ``lambda_ciede``: weight of the mean per-pixel CIEDE2000 between the output and the truth (the
+    eval metric, ``objectives.ciede2000_loss``; 0 = off); colorize only.
     """
 
     kind: str = "pix2pix"
@@ -90,6 +92,7 @@ class ObjectiveConfig:
     lambda_temporal: float = 0.0
     flow: str = "dis"
     rebalance: float = 0.0
+    lambda_ciede: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -277,8 +280,10 @@ def validate(r: Recipe, where: str) -> None:
     need(not (o.kind == "cyclegan" and o.task == "colorize"), "objective.task",
          "must be 'stylize' for cyclegan (RGB -> RGB domains); colorize is a paired (pix2pix) task")
     need(0.0 <= o.rebalance <= 1.0, "objective.rebalance", f"must be in [0, 1], got {o.rebalance}")
-    for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "lambda_temporal"):
+    for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "lambda_temporal", "lambda_ciede"):
         need(getattr(o, key) >= 0, f"objective.{key}", f"must be >= 0, got {getattr(o, key)}")
+    need(o.lambda_ciede == 0 or (o.kind == "pix2pix" and o.task == "colorize"), "objective.lambda_ciede",
+         "is a colour-difference loss on a*b*: only for pix2pix colorize")
     need(o.pool_size >= 0, "objective.pool_size", f"must be >= 0, got {o.pool_size}")
     need(d.crop >= 8, "data.crop", f"must be >= 8, got {d.crop}")
     need(d.load_size >= d.crop, "data.load_size", f"must be >= data.crop ({d.crop}), got {d.load_size}")

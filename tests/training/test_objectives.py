@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from tests.conftest import REPO
 from tests.training.conftest import train_clips
 from vidcolor.training.media import _decode, resize_short
-from vidcolor.training.objectives import ABPrior, GANLoss, ImagePool, TemporalTerm, temporal_loss
+from vidcolor.metrics import delta_e_ciede2000
+from vidcolor.training.objectives import (ABPrior, GANLoss, ImagePool, TemporalTerm, build_objective,
+                                         ciede2000_loss, temporal_loss)
+from vidcolor.training.recipe import load_recipe
 
 
 def real_frames(n: int = 3, size: int = 64) -> torch.Tensor:
@@ -70,3 +76,58 @@ def test_rebalancing_weights_rare_colours_more():
     assert w.shape == (1, 1, 10, 10)
     assert w[0, 0, 0, 0] > 5 * w[0, 0, 5, 5]
     assert abs(w.mean().item() - 1.0) < 1e-5  # mean 1 over the data seen: L1 keeps its scale
+
+
+def _colours(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prediction/truth a*b* pairs covering the awkward cases: grey truth, (nearly) grey predictions, equal
+    colours, nearly opposite hues, saturated blues (where CIEDE2000's rotation term R_T acts)."""
+    g = torch.Generator().manual_seed(seed)
+    truth, pred = torch.randn(6, 2, 12, 12, generator=g) * 40, torch.randn(6, 2, 12, 12, generator=g) * 40
+    truth[0] = 0
+    pred[1] *= 1e-3  # nearly grey
+    pred[5, :, :3] = 0  # exactly grey
+    pred[2, :, :6] = truth[2, :, :6]
+    turn = torch.tensor(math.radians(170.0))  # nearly opposite hues (exactly opposite is the metric's knife edge)
+    pred[3, 0] = truth[3, 0] * torch.cos(turn) - truth[3, 1] * torch.sin(turn)
+    pred[3, 1] = truth[3, 0] * torch.sin(turn) + truth[3, 1] * torch.cos(turn)
+    truth[4, 0], truth[4, 1] = 10.0, -60.0  # hue ~ 280 deg
+    return pred, truth
+
+
+def test_ciede2000_loss_is_the_eval_metric_with_finite_gradients_at_grey():
+    pred, truth = _colours()
+    L = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 100
+    metric = delta_e_ciede2000(torch.cat([L, pred], 1), torch.cat([L, truth], 1))
+    pred.requires_grad_(True)
+    loss = ciede2000_loss(pred, truth)
+    assert loss.shape == (6, 12, 12)
+    assert (loss.double() - metric).abs().max() < 1e-4
+    loss.mean().backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad[1].abs().min() > 0  # a nearly grey prediction of a coloured truth is pulled towards it
+
+
+def test_ciede2000_loss_descends_to_the_truth():
+    pred, truth = _colours(2)
+    ab = (torch.randn(truth.shape, generator=torch.Generator().manual_seed(3)) * 0.01).requires_grad_(True)  # ~grey
+    opt = torch.optim.Adam([ab], lr=1.0)
+    start = ciede2000_loss(ab, truth).mean().item()
+    for _ in range(300):
+        opt.zero_grad()
+        ciede2000_loss(ab, truth).mean().backward()
+        opt.step()
+    assert ciede2000_loss(ab.detach(), truth).mean().item() < 0.05 * start
+
+
+def test_pix2pix_step_with_the_ciede2000_term_logs_and_trains_it():
+    r = load_recipe(REPO / "configs/train/colorize_tiny.toml",
+                    {"objective.lambda_ciede": "1", "objective.lambda_l1": "0", "objective.lambda_gan": "0"})
+    torch.manual_seed(0)
+    obj = build_objective(r, torch.device("cpu"))
+    opts = {g: torch.optim.Adam(obj.parameters(g), lr=1e-3) for g in obj.groups}
+    g = torch.Generator().manual_seed(0)
+    base = torch.tensor([0.7, 0.3, 0.2]).view(1, 1, 3, 1, 1)  # one warm colour under varying light
+    batch = {"a": (base * torch.rand(4, 1, 1, 32, 32, generator=g) * 1.2).clamp(0, 1)}
+    logs = [obj.step(batch, opts) for _ in range(30)]
+    assert all("CIEDE2000" in x for x in logs) and logs[0]["G"] == logs[0]["CIEDE2000"]
+    assert logs[-1]["CIEDE2000"] < 0.5 * logs[0]["CIEDE2000"]
