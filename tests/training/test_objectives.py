@@ -9,8 +9,8 @@ import torch
 
 from tests.conftest import REPO
 from tests.training.conftest import train_clips
-from vidcolor.training.media import _decode, resize_short
 from vidcolor.metrics import delta_e_ciede2000
+from vidcolor.training.media import _decode, resize_short
 from vidcolor.training.objectives import (ABPrior, GANLoss, ImagePool, TemporalTerm, build_objective,
                                          ciede2000_loss, temporal_loss)
 from vidcolor.training.recipe import load_recipe
@@ -108,7 +108,7 @@ def test_ciede2000_loss_is_the_eval_metric_with_finite_gradients_at_grey():
 
 
 def test_ciede2000_loss_descends_to_the_truth():
-    pred, truth = _colours(2)
+    _, truth = _colours(2)
     ab = (torch.randn(truth.shape, generator=torch.Generator().manual_seed(3)) * 0.01).requires_grad_(True)  # ~grey
     opt = torch.optim.Adam([ab], lr=1.0)
     start = ciede2000_loss(ab, truth).mean().item()
