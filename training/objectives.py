@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from vidcolor.color import rgb_to_lab
 from vidcolor.flow import occlusion_mask, warp
+from vidcolor.metrics import ciede2000_g, ciede2000_weights
 from vidcolor.models.networks import NLayerDiscriminator, get_norm_layer
 from vidcolor.training.recipe import ObjectiveConfig, Recipe
 
@@ -179,10 +180,8 @@ def ciede2000_loss(ab: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
     """
     a1, b1 = ab_true.double().unbind(1)
     a2, b2 = ab.double().unbind(1)
-    with torch.no_grad():  # the metric's weights, from the two colours' mean chroma and hue
-        c_bar = 0.5 * (torch.hypot(a1, b1) + torch.hypot(a2, b2))
-        c7 = c_bar**7
-        g = 0.5 * (1 - torch.sqrt(c7 / (c7 + 25.0**7)))                                    # (4)
+    with torch.no_grad():
+        g = ciede2000_g(a1, b1, a2, b2)                                                    # (4)
     a1p, a2p = a1 * (1 + g), a2 * (1 + g)                                                  # (5)
     c1p, c2p = _sqrt0(a1p * a1p + b1 * b1), _sqrt0(a2p * a2p + b2 * b2)                    # (6)
     dCp = c2p - c1p                                                                        # (9)
@@ -191,20 +190,7 @@ def ciede2000_loss(ab: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         h1p = torch.atan2(b1, a1p) % (2 * math.pi)                                          # (7)
         h2p = torch.atan2(b2, a2p) % (2 * math.pi)
-        zero = (c1p * c2p) == 0  # a grey colour: its hue is undefined
-        h_sum = h1p + h2p                                                                    # (14)
-        wrap_up = (torch.abs(h1p - h2p) > math.pi) & (h_sum < 2 * math.pi)
-        wrap_down = (torch.abs(h1p - h2p) > math.pi) & (h_sum >= 2 * math.pi)
-        hp_bar = torch.where(zero, h_sum, (h_sum + 2 * math.pi * wrap_up - 2 * math.pi * wrap_down) / 2)
-        t = (1 - 0.17 * torch.cos(hp_bar - math.radians(30)) + 0.24 * torch.cos(2 * hp_bar)
-             + 0.32 * torch.cos(3 * hp_bar + math.radians(6)) - 0.20 * torch.cos(4 * hp_bar - math.radians(63)))
-        d_theta = math.radians(30) * torch.exp(-(((torch.rad2deg(hp_bar) - 275) / 25) ** 2))  # (16)
-        cp_bar = 0.5 * (c1p + c2p)                                                          # (13)
-        cp7 = cp_bar**7
-        r_c = 2 * torch.sqrt(cp7 / (cp7 + 25.0**7))                                         # (17)
-        s_c = 1 + 0.045 * cp_bar                                                            # (19)
-        s_h = 1 + 0.015 * cp_bar * t                                                        # (20)
-        r_t = -torch.sin(2 * d_theta) * r_c                                                 # (21)
+        s_c, s_h, r_t = ciede2000_weights(c1p, c2p, h1p, h2p)
     c_term, h_term = dCp / s_c, dHp / s_h
     return _sqrt0(c_term**2 + h_term**2 + r_t * c_term * h_term).float()                  # (22)
 

@@ -231,6 +231,33 @@ def colorfulness(frame: torch.Tensor | np.ndarray) -> float:
     return std + 0.3 * mean
 
 
+def ciede2000_g(a1: torch.Tensor, b1: torch.Tensor, a2: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+    """CIEDE2000's a* stretch G of a colour pair (Sharma et al. 2005, eqs. 2-4): a' = a (1 + G)."""
+    c_bar = 0.5 * (torch.hypot(a1, b1) + torch.hypot(a2, b2))
+    c7 = c_bar**7
+    return 0.5 * (1 - torch.sqrt(c7 / (c7 + 25.0**7)))                                     # (4)
+
+
+def ciede2000_weights(c1p: torch.Tensor, c2p: torch.Tensor, h1p: torch.Tensor,
+                      h2p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CIEDE2000's chroma and hue weights of a colour pair from C' and h' (radians in [0, 2π)):
+    ``(S_C, S_H, R_T)``, eqs. (13)-(17) and (19)-(21) of Sharma et al. 2005."""
+    zero = c1p * c2p == 0  # a grey colour: its hue is undefined
+    h_sum = h1p + h2p                                                                      # (14)
+    wrap_up = (torch.abs(h1p - h2p) > math.pi) & (h_sum < 2 * math.pi)
+    wrap_down = (torch.abs(h1p - h2p) > math.pi) & (h_sum >= 2 * math.pi)
+    hp_bar = torch.where(zero, h_sum, (h_sum + 2 * math.pi * wrap_up - 2 * math.pi * wrap_down) / 2)
+    t = (1 - 0.17 * torch.cos(hp_bar - math.radians(30)) + 0.24 * torch.cos(2 * hp_bar)
+         + 0.32 * torch.cos(3 * hp_bar + math.radians(6)) - 0.20 * torch.cos(4 * hp_bar - math.radians(63)))  # (15)
+    d_theta = math.radians(30) * torch.exp(-(((torch.rad2deg(hp_bar) - 275) / 25) ** 2))  # (16)
+    cp_bar = 0.5 * (c1p + c2p)                                                             # (13)
+    cp7 = cp_bar**7
+    r_c = 2 * torch.sqrt(cp7 / (cp7 + 25.0**7))                                            # (17)
+    s_c = 1 + 0.045 * cp_bar                                                               # (19)
+    s_h = 1 + 0.015 * cp_bar * t                                                           # (20)
+    return s_c, s_h, -torch.sin(2 * d_theta) * r_c                                         # (21)
+
+
 def delta_e_ciede2000(lab1: torch.Tensor, lab2: torch.Tensor, kL: float = 1.0, kC: float = 1.0,
                       kH: float = 1.0) -> torch.Tensor:
     """Per-pixel CIEDE2000 colour difference of two Lab tensors ``(*, 3, H, W)`` -> ``(*, H, W)``.
@@ -243,36 +270,21 @@ def delta_e_ciede2000(lab1: torch.Tensor, lab2: torch.Tensor, kL: float = 1.0, k
         raise ValueError(f"Lab tensors must share a (*, 3, H, W) shape, got {tuple(lab1.shape)} and {tuple(lab2.shape)}")
     L1, a1, b1 = lab1.double().unbind(-3)
     L2, a2, b2 = lab2.double().unbind(-3)
-    c_bar = 0.5 * (torch.hypot(a1, b1) + torch.hypot(a2, b2))
-    c7 = c_bar**7
-    g = 0.5 * (1 - torch.sqrt(c7 / (c7 + 25.0**7)))                       # (4)
-    a1p, a2p = a1 * (1 + g), a2 * (1 + g)                                 # (5)
-    c1p, c2p = torch.hypot(a1p, b1), torch.hypot(a2p, b2)                 # (6)
-    h1p = torch.atan2(b1, a1p) % (2 * math.pi)                            # (7)
+    g = ciede2000_g(a1, b1, a2, b2)
+    a1p, a2p = a1 * (1 + g), a2 * (1 + g)                                                 # (5)
+    c1p, c2p = torch.hypot(a1p, b1), torch.hypot(a2p, b2)                                 # (6)
+    h1p = torch.atan2(b1, a1p) % (2 * math.pi)                                            # (7)
     h2p = torch.atan2(b2, a2p) % (2 * math.pi)
-    dLp = L2 - L1                                                         # (8)
-    dCp = c2p - c1p                                                       # (9)
-    dhp = h2p - h1p                                                       # (10)
+    dLp = L2 - L1                                                                         # (8)
+    dCp = c2p - c1p                                                                       # (9)
+    dhp = h2p - h1p                                                                       # (10)
     dhp = torch.where(dhp > math.pi, dhp - 2 * math.pi, dhp)
     dhp = torch.where(dhp < -math.pi, dhp + 2 * math.pi, dhp)
     dhp = torch.where(c1p * c2p == 0, torch.zeros_like(dhp), dhp)
-    dHp = 2 * torch.sqrt(c1p * c2p) * torch.sin(dhp / 2)                  # (11)
-    Lp_bar = 0.5 * (L1 + L2)                                              # (12)
-    Cp_bar = 0.5 * (c1p + c2p)                                            # (13)
-    h_sum = h1p + h2p                                                     # (14)
-    wrap_up = (torch.abs(h1p - h2p) > math.pi) & (h_sum < 2 * math.pi)
-    wrap_down = (torch.abs(h1p - h2p) > math.pi) & (h_sum >= 2 * math.pi)
-    hp_bar = (h_sum + 2 * math.pi * wrap_up - 2 * math.pi * wrap_down) / 2
-    hp_bar = torch.where(c1p * c2p == 0, h_sum, hp_bar)
-    t = (1 - 0.17 * torch.cos(hp_bar - math.radians(30)) + 0.24 * torch.cos(2 * hp_bar)
-         + 0.32 * torch.cos(3 * hp_bar + math.radians(6)) - 0.20 * torch.cos(4 * hp_bar - math.radians(63)))  # (15)
-    d_theta = math.radians(30) * torch.exp(-(((torch.rad2deg(hp_bar) - 275) / 25) ** 2))  # (16)
-    cp7 = Cp_bar**7
-    r_c = 2 * torch.sqrt(cp7 / (cp7 + 25.0**7))                           # (17)
-    s_l = 1 + 0.015 * (Lp_bar - 50) ** 2 / torch.sqrt(20 + (Lp_bar - 50) ** 2)  # (18)
-    s_c = 1 + 0.045 * Cp_bar                                              # (19)
-    s_h = 1 + 0.015 * Cp_bar * t                                          # (20)
-    r_t = -torch.sin(2 * d_theta) * r_c                                   # (21)
+    dHp = 2 * torch.sqrt(c1p * c2p) * torch.sin(dhp / 2)                                  # (11)
+    Lp_bar = 0.5 * (L1 + L2)                                                              # (12)
+    s_l = 1 + 0.015 * (Lp_bar - 50) ** 2 / torch.sqrt(20 + (Lp_bar - 50) ** 2)            # (18)
+    s_c, s_h, r_t = ciede2000_weights(c1p, c2p, h1p, h2p)
     l_term, c_term, h_term = dLp / (kL * s_l), dCp / (kC * s_c), dHp / (kH * s_h)
     return torch.sqrt(l_term**2 + c_term**2 + h_term**2 + r_t * c_term * h_term)  # (22)
 

@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--max-width", type=int, default=854)
     ap.add_argument("--render-size", type=int, default=None, help="override the style's render_size")
+    ap.add_argument("--temporal", type=float, default=None, help="override the style's stabilizer strength")
     ap.add_argument("--clips", nargs="*", default=list(EVAL_CLIPS))
     ap.add_argument("--no-kodak", action="store_true")
     ap.add_argument("--json", default=None, help="write the figures here")
@@ -207,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     from vidcolor.flow import DISFlow
 
     flow = DISFlow()
-    stages = build(args.weights, render_size=args.render_size)  # the style: stabilizer on
+    stages = build(args.weights, render_size=args.render_size, temporal=args.temporal)  # the style: stabilizer on
     per_frame_stages = build(args.weights, render_size=args.render_size, temporal=0.0)  # --temporal 0
     report: dict = {"weights": args.weights or "colorize (shipped)", "frames": args.frames,
-                    "render_size": stages[0].render_size,
+                    "render_size": stages[0].render_size, "temporal": stages[0].temporal,
                     "max_width": args.max_width, "clips": {}, "kodak": {}}
     pics_rows, t0 = [], time.perf_counter()
     for name in args.clips:
