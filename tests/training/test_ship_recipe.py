@@ -1,0 +1,40 @@
+"""docs/models/train_colorizer.py: the shipped colorizer's stages in one resumable command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.conftest import REPO
+from tests.training.conftest import PY, env, small_sets, train_clips
+
+SCRIPT = REPO / "docs" / "models" / "train_colorizer.py"
+
+
+def _run(tmp_path, cache_dir, data_dir) -> subprocess.CompletedProcess:
+    sets = small_sets(cache_dir, **{"train.steps": "2", "train.decay_start": "1", "train.checkpoint_every": "1",
+                                    "data.paths": json.dumps(train_clips()[:1]), "data.max_frames": "8"})
+    e = env(VIDCOLOR_HOME=str(tmp_path / "home"), VIDCOLOR_SHARED_DATA=str(data_dir))
+    return subprocess.run([PY, str(SCRIPT), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "weights"),
+                           "--stages", "2", "--frames", "1", "--images", "1", *sets],
+                          cwd=REPO, capture_output=True, text=True, env=e, timeout=600)
+
+
+def test_stages_chain_resume_and_write_a_calibrated_weights_folder(tmp_path, cache_dir, data_dir):
+    res = _run(tmp_path, cache_dir, data_dir)
+    assert res.returncode == 0, res.stderr[-2000:]
+    # stage 2 starts from what stage 1 exported (its recipe's init_from = "colorize_stage1")
+    assert (tmp_path / "home/weights/colorize_stage1/weights.safetensors").is_file()
+    assert (tmp_path / "home/weights/colorize_stage2/weights.safetensors").is_file()
+    cfg = json.loads((tmp_path / "weights/config.json").read_text())
+    assert cfg["meta"]["step"] == 2 and cfg["meta"]["recipe"]["name"] == "colorize_ship_stage2"
+    cal = cfg["meta"]["chroma_calibration"]
+    assert cal["gain"] in (0.8, 0.9, 1.0, 1.1, 1.2, 1.4) and cfg["ab_scale"] == cal["ab_scale_trained"] * cal["gain"]
+
+    # after a crash in stage 2 (its last checkpoint gone) the same command resumes it; stage 1 is skipped
+    (tmp_path / "runs/colorize_ship2/checkpoints/step_0000002.pt").unlink()
+    res = _run(tmp_path, cache_dir, data_dir)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "colorize_ship: finished (2 steps), skipped" in res.stdout
+    assert f"+ vidcolor train --resume --out {tmp_path / 'runs/colorize_ship2'}" in res.stdout
+    assert (tmp_path / "runs/colorize_ship2/checkpoints/step_0000002.pt").is_file()
