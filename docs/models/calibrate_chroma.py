@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         best = min(rows, key=lambda g: abs(rows[g]["colorfulness_ratio"] - args.target))
     print(json.dumps({"chosen_gain": best, **rows[best]}))
     if args.write:
-        cfg["ab_scale"] = base * best
+        cfg["ab_scale"] = round(base * best, 6)  # 110 * 1.1 is 121.00000000000001 in binary
         cfg.setdefault("meta", {})["chroma_calibration"] = {
             "ab_scale_trained": base, "gain": best,
             **({"rule": f"lowest CIEDE2000 with colourfulness ratio >= {args.min_colourfulness}"}

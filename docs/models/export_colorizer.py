@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                    "frames_per_clip": rep.get("frames")}
     config = weights_config(recipe, data, metrics)
     config["meta"].update(name="colorize", licence="Apache-2.0 (vidcolor); training data licences in docs/models/colorize.md",
-                          description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), rebalanced L1 + LSGAN",
+                          description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), trained by vidcolor train (see the model card)",
                           model_card="docs/models/colorize.md")
     if args.hours is not None:
         config["meta"]["training_hours"] = args.hours
