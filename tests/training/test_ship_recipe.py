@@ -19,7 +19,7 @@ def _run(tmp_path, cache_dir, data_dir) -> subprocess.CompletedProcess:
     e = env(VIDCOLOR_HOME=str(tmp_path / "home"), VIDCOLOR_SHARED_DATA=str(data_dir))
     return subprocess.run([PY, str(SCRIPT), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "weights"),
                            "--stages", "2", "--frames", "1", "--images", "1", *sets],
-                          cwd=REPO, capture_output=True, text=True, env=e, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, env=e, timeout=600, check=False)
 
 
 def test_stages_chain_resume_and_write_a_calibrated_weights_folder(tmp_path, cache_dir, data_dir):
@@ -41,3 +41,21 @@ def test_stages_chain_resume_and_write_a_calibrated_weights_folder(tmp_path, cac
     assert "colorize_ship: finished (2 steps), skipped" in res.stdout
     assert f"+ vidcolor train --resume --out {tmp_path / 'runs/colorize_ship2'}" in res.stdout
     assert (tmp_path / "runs/colorize_ship2/checkpoints/step_0000002.pt").is_file()
+
+
+def test_every_stage_recipe_loads_and_starts_from_the_stage_before():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_colorizer", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from vidcolor.training.recipe import load_recipe
+
+    previous = ""  # stage 1 starts from random weights
+    for recipe_name, _, export_name in mod.STAGES:
+        r = load_recipe(REPO / "configs" / "train" / f"{recipe_name}.toml")
+        assert r.model.init_from == previous, recipe_name
+        assert "eval" in r.data.exclude_splits and r.objective.task == "colorize"
+        assert r.model.kwargs == {"num_downs": 7, "ngf": 16, "norm": "batch"}  # the shipped architecture
+        previous = export_name
+    assert r.objective.lambda_ciede == 1.0 and r.objective.lambda_l1 == 0.0  # the last stages train on CIEDE2000
