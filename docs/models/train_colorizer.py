@@ -12,7 +12,7 @@ is set by the model card's rule on training-split footage (``calibrate_chroma.py
 --min-colourfulness 0.7``). The shipped folder ``vidcolor/weights/colorize`` is only written with
 ``--out vidcolor/weights/colorize``.
 
-Time on the 2-core development CPU, one training thread each, stages one after another: about 4.5
+Time on the 2-core development CPU, one training thread each, stages one after another: about 4.6
 hours (docs/models/colorize.md, "Recipe"). ``--set`` applies to every stage (e.g. a short trial:
 ``--set train.steps=50 --set train.decay_start=25``); ``--stages K`` runs only the first K.
 """
@@ -42,12 +42,6 @@ STAGES = (
 GAINS = "0.8,0.9,1.0,1.1,1.2,1.4"  # the chroma-gain grid of the calibration rule
 
 
-def _finished(run: Path, steps: int) -> bool:
-    from vidcolor.training.checkpoint import list_checkpoints
-
-    return any(step >= steps for step, _ in list_checkpoints(run)) if run.is_dir() else False
-
-
 def _vidcolor(args: list[str]) -> None:
     print("+ vidcolor " + " ".join(args), flush=True)
     exe = Path(sys.executable).with_name("vidcolor")  # the console script of this environment
@@ -64,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=8, help="calibration: frames per training clip")
     ap.add_argument("--images", type=int, default=16, help="calibration: training photos")
     args = ap.parse_args(argv)
+    from vidcolor.training.checkpoint import list_checkpoints
     from vidcolor.training.recipe import load_recipe
 
     overrides = dict(s.split("=", 1) for s in args.sets)
@@ -74,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         config = REPO / "configs" / "train" / f"{recipe_name}.toml"
         run = runs / run_name
         steps = load_recipe(config, overrides).train.steps
-        if _finished(run, steps):
+        done = [step for step, _ in list_checkpoints(run)]
+        if done and done[-1] >= steps:
             print(f"{run}: finished ({steps} steps), skipped", flush=True)
-        elif run.is_dir() and any((run / "checkpoints").glob("*.pt")):
+        elif done:
             _vidcolor(["train", "--resume", "--out", str(run)])
         else:
             _vidcolor(["train", str(config), "--out", str(run), *sets])
