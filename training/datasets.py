@@ -38,14 +38,20 @@ class ClipDataset(Dataset):
     """``dataset[k]`` -> ``{"a": (T, 3, crop, crop) float32 RGB in [0, 1]}`` for any integer ``k >= 0``.
 
     Sources are drawn uniformly (an image counts as much as a video, so a folder of 700 photos and
-    20 clips is mostly photos; pass folders separately to balance). ``stream`` separates the
-    random draws of datasets built from the same seed (domain B uses stream 1).
+    20 clips is mostly photos) unless ``cfg.video_share`` > 0 and there are both kinds: then a
+    sample is a video's with that probability (videos uniformly among themselves, images too).
+    ``stream`` separates the random draws of datasets built from the same seed (domain B uses
+    stream 1).
     """
 
     def __init__(self, sources: list[Source], cfg: DataConfig, seed: int, stream: int = 0, key: str = "a"):
         if not sources:
             raise InputError("no usable images or videos in the training data")
         self.sources, self.cfg, self.seed, self.stream, self.key = list(sources), cfg, int(seed), stream, key
+        kinds = [s.kind == "video" for s in self.sources]
+        self.pools = None
+        if cfg.video_share > 0 and any(kinds) and not all(kinds):
+            self.pools = ([i for i, v in enumerate(kinds) if v], [i for i, v in enumerate(kinds) if not v])
 
     def __len__(self) -> int:  # samples are indexed by a global counter; this is only for DataLoader
         return 2**62
@@ -53,7 +59,11 @@ class ClipDataset(Dataset):
     def draw(self, k: int) -> dict:
         """The random choices of sample ``k``: source, start frame, crop position (fractions), flip."""
         rng = np.random.default_rng([self.seed, self.stream, int(k)])
-        src = int(rng.integers(len(self.sources)))
+        if self.pools is None:  # the draws of recipes written before video_share, unchanged
+            src = int(rng.integers(len(self.sources)))
+        else:
+            pool = self.pools[0] if rng.random() < self.cfg.video_share else self.pools[1]
+            src = pool[int(rng.integers(len(pool)))]
         source = self.sources[src]
         span = (self.cfg.clip_len - 1) * self.cfg.clip_stride + 1
         start = int(rng.integers(max(1, source.frames - span + 1))) if source.kind == "video" else 0

@@ -110,7 +110,9 @@ class DataConfig:
     ``cache``: decode every source once at ``load_size`` into ``.npy`` files (``cache_dir``, default
     ``RUN_DIR/cache``) read memory-mapped: random access into H.264 costs a seek and a GOP decode
     per sample (0.3-0.9 s per 720p clip measured here), a cached clip ~1 ms. ``max_frames``: per
-    video, only the middle ``max_frames`` frames are used (0 = all).
+    video, only the middle ``max_frames`` frames are used (0 = all). ``video_share``: the fraction
+    of samples drawn from the videos when there are both videos and images (0 = every source
+    equally likely, so 20 clips among 700 photos give ~3 % video samples).
     """
 
     paths: tuple[str, ...] = ()
@@ -128,6 +130,7 @@ class DataConfig:
     cache: bool = True
     cache_dir: str = ""
     max_frames: int = 0
+    video_share: float = 0.0
     num_workers: int = 0
 
 
@@ -294,6 +297,7 @@ def validate(r: Recipe, where: str) -> None:
     need(d.max_frames >= 0, "data.max_frames", f"must be >= 0, got {d.max_frames}")
     need(d.max_frames == 0 or d.max_frames >= (d.clip_len - 1) * d.clip_stride + 1, "data.max_frames",
          f"must hold one clip ({(d.clip_len - 1) * d.clip_stride + 1} frames), got {d.max_frames}")
+    need(0.0 <= d.video_share <= 1.0, "data.video_share", f"must be in [0, 1], got {d.video_share}")
     need(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
     need(t.steps >= 1, "train.steps", f"must be >= 1, got {t.steps}")
     need(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")

@@ -10,7 +10,7 @@ import torch
 
 from tests.training.conftest import small_sets, train_clips, vidcolor
 from vidcolor.training.datasets import ClipDataset, StepBatchSampler
-from vidcolor.training.media import find_manifest, manifest_exclusions, read_clip, scan
+from vidcolor.training.media import Source, find_manifest, manifest_exclusions, read_clip, scan
 from vidcolor.training.recipe import DataConfig
 
 
@@ -57,6 +57,30 @@ def test_clips_are_deterministic_and_augmented_identically(data_dir, tmp_path):
         assert np.array_equal(got, want)
         flips.add(d["flip"])
     assert flips == {True, False}
+
+
+def test_video_share_sets_the_fraction_of_video_samples():
+    videos = [Source(f"v{i}.mp4", "video", 50, 72, 96, "cache") for i in range(2)]
+    images = [Source(f"i{i}.png", "image", 1, 72, 96, "cache") for i in range(98)]
+    sources = videos + images
+    uniform = ClipDataset(sources, DataConfig(), seed=5)
+    old = [uniform.draw(k)["source"] for k in range(2000)]
+    share = np.mean([s < 2 for s in old])
+    assert share < 0.05  # every source equally likely: 2 of 100
+    # the draws of a recipe without video_share are those it always had
+    rng = [int(np.random.default_rng([5, 0, k]).integers(100)) for k in range(50)]
+    assert old[:50] == rng
+    half = ClipDataset(sources, DataConfig(video_share=0.5), seed=5)
+    drawn = [half.draw(k) for k in range(2000)]
+    is_video = np.array([d["source"] < 2 for d in drawn])
+    assert 0.45 < is_video.mean() < 0.55
+    assert {d["source"] for d in drawn if d["source"] < 2} == {0, 1}  # both videos, from anywhere in them
+    assert len({d["source"] for d in drawn if d["source"] >= 2}) > 90
+    assert max(d["start"] for d in drawn) > 40 and all(d["start"] == 0 for d in drawn if d["source"] >= 2)
+    # only images (or only videos): the share has nothing to choose between
+    only = ClipDataset(images, DataConfig(video_share=0.5), seed=5)
+    assert [only.draw(k)["source"] for k in range(50)] == [
+        int(np.random.default_rng([5, 0, k]).integers(98)) for k in range(50)]
 
 
 def test_step_sampler_is_a_function_of_step_and_rank():

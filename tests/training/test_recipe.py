@@ -40,6 +40,7 @@ def test_overrides_are_dotted_and_typed():
     ({"data.crop": "64", "data.load_size": "32"}, "data.load_size must be >= data.crop"),
     ({"objective.lambda_temporal": "1"}, "set data.clip_len >= 2"),
     ({"objective.lambda_ciede": "1", "objective.task": "stylize"}, "objective.lambda_ciede is a colour-difference"),
+    ({"data.video_share": "1.5"}, "data.video_share must be in [0, 1]"),
     ({"bogus.x": "1"}, "unknown section 'bogus'"),
 ])
 def test_bad_values_are_one_line_input_errors(override, words):
