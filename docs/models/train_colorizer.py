@@ -38,6 +38,7 @@ STAGES = (
     ("colorize_ship_stage5", "colorize_ship5", "colorize_stage5"),
     ("colorize_ship_stage6_ciede", "colorize_ship6c", "colorize_stage6c"),
     ("colorize_ship_stage7", "colorize_ship7", "colorize_stage7"),
+    ("colorize_ship_stage8", "colorize_ship8", "colorize_stage8"),
 )
 GAINS = "0.8,0.9,1.0,1.1,1.2,1.4"  # the chroma-gain grid of the calibration rule
 
