@@ -12,7 +12,7 @@ is set by the model card's rule on training-split footage (``calibrate_chroma.py
 --min-colourfulness 0.7``). The shipped folder ``vidcolor/weights/colorize`` is only written with
 ``--out vidcolor/weights/colorize``.
 
-Time on the 2-core development CPU, one training thread each, stages one after another: about 4.6
+Time on the 2-core development CPU, one training thread each, stages one after another: about 5.5
 hours (docs/models/colorize.md, "Recipe"). ``--set`` applies to every stage (e.g. a short trial:
 ``--set train.steps=50 --set train.decay_start=25``); ``--stages K`` runs only the first K.
 """
