@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--render-size", type=int, default=128)
+    ap.add_argument("--tta-sigmas", default=None,
+                    help="also try these mirror-agreement sigmas (comma-separated; 0 = plain mean of the two views); "
+                         "default: the style's own value only")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
     folder = Path(args.weights)
@@ -58,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     # the colorize style's stage (its test-time augmentation and all), on these weights, no stabilizer
     stage = get_style("colorize").build(StageContext(overrides={
         "weights": str(folder), "render_size": args.render_size, "temporal": 0}))[0]
-    rows = {}
-    for g in (float(v) for v in args.gains.split(",")):
-        stage.ab_scale = base * g
+    sigmas = [float(v) for v in args.tta_sigmas.split(",")] if args.tta_sigmas else [stage.tta_sigma]
+    style_sigma, rows, sigma_of = stage.tta_sigma, {}, {}
+    for sigma, g in ((sigma, float(v)) for sigma in sigmas for v in args.gains.split(",")):
+        stage.tta_sigma, stage.ab_scale = sigma, base * g
         cf_o, cf_t, de, ps = [], [], [], []
         for truth in truths:
             grey = grey_of(truth)
@@ -69,20 +73,27 @@ def main(argv: list[str] | None = None) -> int:
             cf_t.append(np.mean([colorfulness(f) for f in truth]))
             de.append(ciede2000(out, truth))
             ps.append(psnr(out, truth))
+        g = g if len(sigmas) == 1 else f"{g:g}@{sigma:g}"  # the table's key: gain, or gain@sigma
+        sigma_of[g] = sigma
         rows[g] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)), "ciede": float(np.mean(de)),
                    "psnr": float(np.mean(ps))}
-        print(f"gain {g:.2f}: colourfulness/truth {rows[g]['colorfulness_ratio']:.2f}  CIEDE {rows[g]['ciede']:.2f}  "
+        print(f"gain {g if isinstance(g, str) else f'{g:.2f}'}: colourfulness/truth {rows[g]['colorfulness_ratio']:.2f}  CIEDE {rows[g]['ciede']:.2f}  "
               f"PSNR {rows[g]['psnr']:.2f}", flush=True)
     if args.min_colourfulness is not None:
-        ok = [g for g in rows if rows[g]["colorfulness_ratio"] >= args.min_colourfulness] or [max(rows)]
+        ok = [g for g in rows if rows[g]["colorfulness_ratio"] >= args.min_colourfulness] or \
+            [max(rows, key=lambda g: rows[g]["colorfulness_ratio"])]
         best = min(ok, key=lambda g: rows[g]["ciede"])
     else:
         best = min(rows, key=lambda g: abs(rows[g]["colorfulness_ratio"] - args.target))
-    print(json.dumps({"chosen_gain": best, **rows[best]}))
+    gain = float(str(best).split("@")[0])
+    print(json.dumps({"chosen_gain": gain, "tta_sigma": sigma_of[best], **rows[best]}))
+    if sigma_of[best] != style_sigma:
+        print(f"note: the best sigma is {sigma_of[best]:g}, the colorize style uses {style_sigma:g} "
+              "(configs/styles/colorize.toml, tta_sigma)", file=sys.stderr)
     if args.write:
-        cfg["ab_scale"] = round(base * best, 6)  # 110 * 1.1 is 121.00000000000001 in binary
+        cfg["ab_scale"] = round(base * gain, 6)  # 110 * 1.1 is 121.00000000000001 in binary
         cfg.setdefault("meta", {})["chroma_calibration"] = {
-            "ab_scale_trained": base, "gain": best,
+            "ab_scale_trained": base, "gain": gain, "tta_sigma": sigma_of[best],
             **({"rule": f"lowest CIEDE2000 with colourfulness ratio >= {args.min_colourfulness}"}
                if args.min_colourfulness is not None else {"target_colorfulness_ratio": args.target}),
             "data": f"training split: first {args.frames} frames of {', '.join(CLIPS)}; {len(imgs)} photos of {IMAGES}",

@@ -83,13 +83,16 @@ def read_image(path: Path, max_width: int) -> torch.Tensor:
 
 
 def build(weights: str | None, style: str = "colorize", render_size: int | None = None,
-          temporal: float | None = None):
+          temporal: float | None = None, tta_sigma: float | None = None):
     overrides = {"weights": weights} if weights else {}
     if render_size:
         overrides["render_size"] = render_size
     if temporal is not None:
         overrides["temporal"] = temporal
-    return get_style(style).build(StageContext(overrides=overrides))
+    stages = get_style(style).build(StageContext(overrides=overrides))
+    if tta_sigma is not None:
+        stages[0].tta_sigma = float(tta_sigma)
+    return stages
 
 
 PATH = "planes"  # --path: what `vidcolor run` does on CPU (planes), or the RGB frame path
@@ -195,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-width", type=int, default=854)
     ap.add_argument("--render-size", type=int, default=None, help="override the style's render_size")
     ap.add_argument("--temporal", type=float, default=None, help="override the style's stabilizer strength")
+    ap.add_argument("--tta-sigma", type=float, default=None,
+                    help="override the style's mirror-agreement sigma (0: plain mean of the two views)")
     ap.add_argument("--clips", nargs="*", default=list(EVAL_CLIPS))
     ap.add_argument("--no-kodak", action="store_true")
     ap.add_argument("--json", default=None, help="write the figures here")
@@ -209,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     from vidcolor.flow import DISFlow
 
     flow = DISFlow()
-    stages = build(args.weights, render_size=args.render_size, temporal=args.temporal)  # the style: stabilizer on
-    per_frame_stages = build(args.weights, render_size=args.render_size, temporal=0.0)  # --temporal 0
+    stages = build(args.weights, render_size=args.render_size, temporal=args.temporal,
+                   tta_sigma=args.tta_sigma)  # the style: stabilizer on
+    per_frame_stages = build(args.weights, render_size=args.render_size, temporal=0.0,
+                             tta_sigma=args.tta_sigma)  # --temporal 0
     report: dict = {"weights": args.weights or "colorize (shipped)", "frames": args.frames,
                     "render_size": stages[0].render_size, "temporal": stages[0].temporal,
                     "max_width": args.max_width, "clips": {}, "kodak": {}}
