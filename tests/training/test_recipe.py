@@ -11,7 +11,7 @@ from tests.training.conftest import vidcolor
 from vidcolor.errors import InputError
 from vidcolor.training.recipe import find_recipe, load_recipe, parse_value
 
-RECIPES = ["colorize_tiny", "cyclegan_tiny", "colorize_default"]
+RECIPES = sorted(p.stem for p in (REPO / "configs/train").glob("*.toml"))  # the shipped lineage and its candidates too
 
 
 @pytest.mark.parametrize("name", RECIPES)
