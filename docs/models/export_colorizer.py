@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics:
         rep = json.loads(Path(args.metrics).read_text())
         metrics = {"eval_clips_mean": rep.get("clips_mean", {}), "kodak24_mean": rep.get("kodak_mean", {}),
-                   "frames_per_clip": rep.get("frames")}
+                   "frames_per_clip": rep.get("frames"), "temporal": rep.get("temporal")}  # the stabilizer strength
     config = weights_config(recipe, data, metrics)
     config["meta"].update(name="colorize", licence="Apache-2.0 (vidcolor); training data licences in docs/models/colorize.md",
                           description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), trained by vidcolor train (see the model card)",
