@@ -62,42 +62,45 @@ def main(argv: list[str] | None = None) -> int:
     stage = get_style("colorize").build(StageContext(overrides={
         "weights": str(folder), "render_size": args.render_size, "temporal": 0}))[0]
     sigmas = [float(v) for v in args.tta_sigmas.split(",")] if args.tta_sigmas else [stage.tta_sigma]
-    style_sigma, rows, sigma_of = stage.tta_sigma, {}, {}
-    for sigma, g in ((sigma, float(v)) for sigma in sigmas for v in args.gains.split(",")):
-        stage.tta_sigma, stage.ab_scale = sigma, base * g
-        cf_o, cf_t, de, ps = [], [], [], []
-        for truth in truths:
-            grey = grey_of(truth)
-            out = _run(stage, grey)
-            cf_o.append(np.mean([colorfulness(f) for f in out]))
-            cf_t.append(np.mean([colorfulness(f) for f in truth]))
-            de.append(ciede2000(out, truth))
-            ps.append(psnr(out, truth))
-        g = g if len(sigmas) == 1 else f"{g:g}@{sigma:g}"  # the table's key: gain, or gain@sigma
-        sigma_of[g] = sigma
-        rows[g] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)), "ciede": float(np.mean(de)),
-                   "psnr": float(np.mean(ps))}
-        print(f"gain {g if isinstance(g, str) else f'{g:.2f}'}: colourfulness/truth {rows[g]['colorfulness_ratio']:.2f}  CIEDE {rows[g]['ciede']:.2f}  "
-              f"PSNR {rows[g]['psnr']:.2f}", flush=True)
+    style_sigma, rows = stage.tta_sigma, {}  # rows[(gain, sigma)]
+
+    def label(key: tuple[float, float]) -> str:  # the table's key: the gain, or gain@sigma for a sigma grid
+        return str(key[0]) if len(sigmas) == 1 else f"{key[0]}@{key[1]:g}"
+
+    for sigma in sigmas:
+        for g in (float(v) for v in args.gains.split(",")):
+            stage.tta_sigma, stage.ab_scale = sigma, base * g
+            cf_o, cf_t, de, ps = [], [], [], []
+            for truth in truths:
+                grey = grey_of(truth)
+                out = _run(stage, grey)
+                cf_o.append(np.mean([colorfulness(f) for f in out]))
+                cf_t.append(np.mean([colorfulness(f) for f in truth]))
+                de.append(ciede2000(out, truth))
+                ps.append(psnr(out, truth))
+            row = rows[(g, sigma)] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)),
+                                      "ciede": float(np.mean(de)), "psnr": float(np.mean(ps))}
+            print(f"gain {label((g, sigma))}: colourfulness/truth {row['colorfulness_ratio']:.2f}  "
+                  f"CIEDE {row['ciede']:.2f}  PSNR {row['psnr']:.2f}", flush=True)
     if args.min_colourfulness is not None:
-        ok = [g for g in rows if rows[g]["colorfulness_ratio"] >= args.min_colourfulness] or \
-            [max(rows, key=lambda g: rows[g]["colorfulness_ratio"])]
-        best = min(ok, key=lambda g: rows[g]["ciede"])
+        ok = [k for k in rows if rows[k]["colorfulness_ratio"] >= args.min_colourfulness] or \
+            [max(rows, key=lambda k: rows[k]["colorfulness_ratio"])]
+        best = min(ok, key=lambda k: rows[k]["ciede"])
     else:
-        best = min(rows, key=lambda g: abs(rows[g]["colorfulness_ratio"] - args.target))
-    gain = float(str(best).split("@")[0])
-    print(json.dumps({"chosen_gain": gain, "tta_sigma": sigma_of[best], **rows[best]}))
-    if sigma_of[best] != style_sigma:
-        print(f"note: the best sigma is {sigma_of[best]:g}, the colorize style uses {style_sigma:g} "
+        best = min(rows, key=lambda k: abs(rows[k]["colorfulness_ratio"] - args.target))
+    gain, sigma = best
+    print(json.dumps({"chosen_gain": gain, "tta_sigma": sigma, **rows[best]}))
+    if sigma != style_sigma:
+        print(f"note: the best sigma is {sigma:g}, the colorize style uses {style_sigma:g} "
               "(configs/styles/colorize.toml, tta_sigma)", file=sys.stderr)
     if args.write:
         cfg["ab_scale"] = round(base * gain, 6)  # 110 * 1.1 is 121.00000000000001 in binary
         cfg.setdefault("meta", {})["chroma_calibration"] = {
-            "ab_scale_trained": base, "gain": gain, "tta_sigma": sigma_of[best],
+            "ab_scale_trained": base, "gain": gain, "tta_sigma": sigma,
             **({"rule": f"lowest CIEDE2000 with colourfulness ratio >= {args.min_colourfulness}"}
                if args.min_colourfulness is not None else {"target_colorfulness_ratio": args.target}),
             "data": f"training split: first {args.frames} frames of {', '.join(CLIPS)}; {len(imgs)} photos of {IMAGES}",
-            "table": {str(k): v for k, v in rows.items()}, "script": "docs/models/calibrate_chroma.py"}
+            "table": {label(k): v for k, v in rows.items()}, "script": "docs/models/calibrate_chroma.py"}
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return 0
 
