@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,6 @@ from vidcolor.errors import InputError
 from vidcolor.training import checkpoint as ckpt
 from vidcolor.training.objectives import AB_SCALE, L_NORM, generator_kwargs
 from vidcolor.training.recipe import Recipe, recipe_from_dict
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
 
 def load_run(run_dir: str | Path, step: int | None = None) -> tuple[nn.Module, Recipe, dict]:
     """(exported generator in eval mode, recipe, checkpoint) of ``run_dir``'s last (or ``step``) checkpoint.
@@ -76,31 +72,30 @@ def style_toml(name: str, recipe: Recipe, weights: str) -> str:
 
 
 def check_name(name: str) -> None:
-    """Refuse names that are not plain file names or that built-in weights/styles already use
-    (the package's weights would shadow the export, or the export a built-in style)."""
-    from vidcolor.models.pretrained import package_dir
-    from vidcolor.models.weights import WEIGHTS
-    from vidcolor.styles import builtin_dir
+    """Refuse names that are not plain file names or that registered weights, shipped folders or
+    built-in styles use (the package's weights would shadow the export, or the export would pass
+    for a registry model or replace a built-in style): the same rule as ``vidcolor models import``."""
+    from vidcolor.models.importers import check_user_name
 
-    if not NAME.match(name):
-        raise InputError(f"--name {name!r}: use letters, digits, '_', '-', '.' (up to 64 characters)")
-    if name in WEIGHTS or (package_dir() / name).exists() or (builtin_dir() / f"{name}.toml").exists():
-        raise InputError(f"--name {name!r} is a built-in style or weights name; choose another")
+    check_user_name(name)
 
 
-def export_run(run_dir: str | Path, name: str, *, step: int | None = None, overwrite: bool = True) -> tuple[Path, Path]:
-    """Write ``home_dir()/weights/NAME`` and ``home_dir()/styles/NAME.toml``; returns both paths."""
+def export_run(run_dir: str | Path, name: str, *, step: int | None = None,
+               overwrite: bool = False) -> tuple[Path, Path]:
+    """Write ``home_dir()/weights/NAME`` and ``home_dir()/styles/NAME.toml``; returns both paths.
+    Existing weights or a style of that name are replaced only with ``overwrite``."""
     from vidcolor.models.pretrained import cache_dir, save_pretrained
     from vidcolor.styles import user_dir
 
     check_name(name)
+    target = cache_dir() / name
+    style = user_dir() / f"{name}.toml"
+    for existing in (target, style):
+        if not overwrite and existing.exists():
+            raise InputError(f"{name!r} exists already ({existing}); pass --force to replace it")
     net, recipe, data = load_run(run_dir, step)
     metrics_file = Path(run_dir) / "eval.json"
     metrics = json.loads(metrics_file.read_text())["mean"] if metrics_file.is_file() else {}
-    target = cache_dir() / name
-    style = user_dir() / f"{name}.toml"
-    if not overwrite and (target.exists() or style.exists()):
-        raise InputError(f"{name!r} exists already ({target} or {style}); pass --overwrite to replace it")
     weights = save_pretrained(net, target, weights_config(recipe, data, metrics))
     style.parent.mkdir(parents=True, exist_ok=True)
     tmp = style.with_name(f".{style.name}.tmp")

@@ -120,10 +120,29 @@ def test_import_writes_a_style_that_builds(tmp_path: Path, vidcolor_home: Path) 
     assert [s.name for s in stages] == ["stylize", "stabilize"]  # model styles are stabilized
     out = stages[0].process(Chunk(torch.rand(2, 3, 40, 60), 0))
     assert out.frames.shape == (2, 3, 40, 60)
-    with pytest.raises(WeightsError, match="already exist.*--force"):
+    with pytest.raises(WeightsError, match="exists already.*--force"):
         import_checkpoint(ckpt, name="my_look")
     import_checkpoint(ckpt, name="my_look", overwrite=True)
+    # a style the user wrote by hand is not replaced silently either
+    own = vidcolor_home / "styles" / "hand_made.toml"
+    own.write_text('[[stages]]\ntype = "grade"\n')
+    with pytest.raises(WeightsError, match=r"exists already \(.*hand_made.toml\); pass --force"):
+        import_checkpoint(ckpt, name="hand_made")
+    assert own.read_text() == '[[stages]]\ntype = "grade"\n'
+    assert not (vidcolor_home / "weights" / "hand_made").exists()
     with pytest.raises(WeightsError, match="needs a 1->2 channel generator"):
         import_checkpoint(ckpt, name="other", task="colorize")
     with pytest.raises(WeightsError, match="bad weights name"):
         import_checkpoint(ckpt, name="../escape")
+
+
+@pytest.mark.parametrize("name", ["colorize", "style_monet", "colorize-siggraph17", "style-monet", "noir", "Colorize"])
+def test_reserved_names_are_refused(name: str, tmp_path: Path, vidcolor_home: Path) -> None:
+    """A registry or built-in style name would be shadowed by the package (colorize) or pass a file
+    nobody checked off as the registry's model (style_monet)."""
+    ckpt = write_checkpoint(tmp_path / "latest_net_G.pth", cyclegan_resnet(3, 3, 4, 2, "instance"))
+    with pytest.raises(WeightsError, match=rf"--name '{name}' is reserved: .*choose another name, e.g. --name my_{name}") \
+            as err:
+        import_checkpoint(ckpt, name=name, overwrite=True)
+    assert "\n" not in str(err.value) and err.value.exit_code == 2
+    assert not (vidcolor_home / "weights").exists() and not (vidcolor_home / "styles").exists()

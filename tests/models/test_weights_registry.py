@@ -24,7 +24,8 @@ def test_entries_are_consistent() -> None:
         assert {"recipe", "metrics", "licence"} <= set(e.meta), name
         # we never invent digests: full ones are 64 hex digits, and none is published for these files
         assert e.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", e.sha256)
-    assert WEIGHTS["style_monet"].url == "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/style_monet.pth"
+    assert WEIGHTS["style_monet"].url == "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/style_monet.pth"
+    assert all(e.url.startswith("https://") for e in WEIGHTS.values() if e.url)  # never fetched over plain http
     # torch.hub naming: the 8 hex digits in the file name are the sha256 prefix
     for name in ("colorize-eccv16", "colorize-siggraph17"):
         e = WEIGHTS[name]
@@ -119,8 +120,61 @@ def test_corrupt_folder_is_a_clear_error(tmp_path: Path, tiny_colorizer: Path) -
     (tiny_colorizer / "config.json").write_text(json.dumps({**cfg, "kwargs": {"ngf": 8, "num_downs": 6}}))
     with pytest.raises(WeightsError, match=r"shape mismatches"):
         load_pretrained(tiny_colorizer)
-    (tiny_colorizer / "config.json").write_text(json.dumps(cfg))
+    # a folder written without a recorded digest: the garbage file is caught by the reader
+    (tiny_colorizer / "config.json").write_text(json.dumps({**cfg, "meta": {}}))
     (tiny_colorizer / "weights.safetensors").write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="cannot read"):
         load_pretrained(tiny_colorizer)
     assert issubclass(WeightsError, InputError)
+
+
+def test_load_checks_the_recorded_digest_and_reports_it(tmp_path: Path, tiny_colorizer: Path) -> None:
+    import hashlib
+
+    digest = hashlib.sha256((tiny_colorizer / "weights.safetensors").read_bytes()).hexdigest()
+    assert read_config(tiny_colorizer)["meta"]["weights_sha256"] == digest  # written by save_pretrained
+    _, cfg = load_pretrained(tiny_colorizer)
+    assert cfg["meta"]["weights_sha256"] == digest
+    # other valid weights of the same shape dropped into the folder: refused, not silently used
+    torch.manual_seed(1)
+    other = save_pretrained(build_model("unet", ngf=4, num_downs=6), tmp_path / "other",
+                            {"arch": "unet", "kwargs": {"ngf": 4, "num_downs": 6}, "task": "colorize",
+                             "l_norm": [50, 50], "ab_scale": 110})
+    (tiny_colorizer / "weights.safetensors").write_bytes((other / "weights.safetensors").read_bytes())
+    with pytest.raises(WeightsError, match=f"differs from the one recorded in .*config.json \\({digest}\\)") as err:
+        load_pretrained(tiny_colorizer)
+    assert "\n" not in str(err.value) and err.value.exit_code == 2
+
+
+def test_shipped_weights_are_checked_against_the_pinned_digest(monkeypatch, vidcolor_home: Path) -> None:
+    import dataclasses
+
+    from vidcolor.models import weights as W
+
+    _, cfg = load_pretrained("colorize")
+    assert cfg["meta"]["weights_sha256"] == WEIGHTS["colorize"].sha256
+    monkeypatch.setitem(W.WEIGHTS, "colorize", dataclasses.replace(WEIGHTS["colorize"], sha256="0" * 64))
+    with pytest.raises(WeightsError, match="differs from the one pinned in vidcolor's weights registry"):
+        load_pretrained("colorize")
+
+
+def test_stages_describe_the_digest_of_the_weights_loaded(tmp_path: Path) -> None:
+    import hashlib
+
+    from vidcolor.stages.colorize import Colorize
+    from vidcolor.stages.stylize import Stylize
+
+    assert Colorize(weights="colorize", render_size=32).describe()["weights_sha256"] == WEIGHTS["colorize"].sha256
+    folder = save_pretrained(build_model("resnet", ngf=4, n_blocks=2), tmp_path / "look",
+                             {"arch": "resnet", "kwargs": {"ngf": 4, "n_blocks": 2}, "task": "stylize"})
+    digest = hashlib.sha256((folder / "weights.safetensors").read_bytes()).hexdigest()
+    assert Stylize(weights=str(folder), render_size=32).describe()["weights_sha256"] == digest
+
+
+def test_reserved_names() -> None:
+    from vidcolor.models.weights import reserved_name
+
+    for name in ("colorize", "Colorize", "style_monet", "colorize-eccv16", "style-monet", "noir", "downloads"):
+        assert reserved_name(name), name
+    assert "shipped" in reserved_name("colorize") and "models pull style_monet" in reserved_name("style_monet")
+    assert reserved_name("my_style_monet") is None and reserved_name("mine") is None

@@ -37,6 +37,7 @@ def _status(name: str) -> tuple[str, str | None]:
 
 
 def _rows() -> list[dict[str, Any]]:
+    from vidcolor.models.importers import checksum_status
     from vidcolor.models.pretrained import list_cached, read_config
     from vidcolor.models.weights import WEIGHTS
 
@@ -45,7 +46,7 @@ def _rows() -> list[dict[str, Any]]:
         status, folder = _status(entry.name)
         rows.append({"name": entry.name, "task": entry.task, "arch": entry.arch, "source": entry.source,
                      "status": status, "params": entry.meta.get("params"), "description": entry.description,
-                     "folder": folder})
+                     "folder": folder, "checksum": checksum_status(entry.name)["kind"]})
     for name in list_cached():
         if name in WEIGHTS:
             continue
@@ -54,7 +55,8 @@ def _rows() -> list[dict[str, Any]]:
         cfg = read_config(cache_dir() / name)
         rows.append({"name": name, "task": cfg["task"], "arch": cfg["arch"], "source": "imported",
                      "status": "installed", "params": cfg.get("meta", {}).get("params"),
-                     "description": cfg.get("meta", {}).get("description", ""), "folder": str(cache_dir() / name)})
+                     "description": cfg.get("meta", {}).get("description", ""), "folder": str(cache_dir() / name),
+                     "checksum": checksum_status(name)["kind"]})
     return rows
 
 
@@ -70,12 +72,13 @@ def list_cmd(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table()
-    for col in ("name", "task", "arch", "source", "status", "params"):
+    for col in ("name", "task", "arch", "source", "status", "params", "sha256"):
         table.add_column(col, no_wrap=True)
     table.add_column("description", ratio=1)
     for r in rows:
         params = f"{r['params'] / 1e6:.1f}M" if r["params"] else "?"
-        table.add_row(r["name"], r["task"], r["arch"], r["source"], r["status"], params, r["description"])
+        table.add_row(r["name"], r["task"], r["arch"], r["source"], r["status"], params, r["checksum"],
+                      r["description"])
     console(stderr=False).print(table)
 
 
@@ -84,10 +87,12 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def info_cmd(name: str, as_json: bool) -> None:
-    """Show one weights entry: source, checksum, meta, installed config."""
+    """Show one weights entry: source, checksum (pinned, recorded on first download, or not yet), meta,
+    installed config."""
     from dataclasses import asdict
 
     from vidcolor.errors import InputError
+    from vidcolor.models.importers import checksum_status
     from vidcolor.models.pretrained import read_config
     from vidcolor.models.weights import WEIGHTS
 
@@ -100,13 +105,15 @@ def info_cmd(name: str, as_json: bool) -> None:
         info["config"] = read_config(folder)
     if "entry" not in info and not folder:
         raise InputError(f"unknown weights {name!r} (see `vidcolor models list`)")
+    info["checksum"] = checksum_status(name)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
     out = console(stderr=False)
     out.print(f"[bold]{name}[/bold]  {status}" + (f"  ({folder})" if folder else ""))
+    out.print(f"  {info['checksum']['text']}", soft_wrap=True)  # one line, greppable
     entry = info.get("entry") or {}
-    for key in ("description", "task", "arch", "kwargs", "url", "sha256", "sha256_prefix", "l_norm", "ab_scale"):
+    for key in ("description", "task", "arch", "kwargs", "url", "sha256_prefix", "l_norm", "ab_scale"):
         if entry.get(key) not in (None, {}, ""):
             out.print(f"  {key}: {entry[key]}")
     meta = {**entry.get("meta", {}), **info.get("config", {}).get("meta", {})}
@@ -119,13 +126,20 @@ def info_cmd(name: str, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Download and convert again even if present.")
 @handle_errors
 def pull_cmd(name: str, force: bool) -> None:
-    """Download registered weights (checksum verified) and convert them into the cache."""
-    from vidcolor.models.importers import pull_weights
+    """Download registered weights and convert them into the cache.
 
-    result, verified = pull_weights(name, force=force, progress=None if not STATE.quiet else False)
-    if not verified:
-        warn(f"no published sha256 for {name!r}: trusting this download (sha256 {result.sha256}, recorded in "
-             f"{result.folder / 'config.json'})")
+    The download is checked against the pinned sha256, or against the one recorded on the first
+    download (trust on first use: the first download's sha256 is recorded and later ones must match).
+    """
+    from vidcolor.models.importers import checksum_file, pull_weights
+
+    result, check = pull_weights(name, force=force, progress=None if not STATE.quiet else False)
+    if check == "first":
+        warn(f"no published sha256 for {name!r}: trusting this first download (sha256 {result.sha256}, recorded in "
+             f"{checksum_file(name)}; later downloads must match it)")
+    elif check == "prefix":
+        warn(f"only a sha256 prefix is published for {name!r} (checked); full sha256 {result.sha256} recorded in "
+             f"{checksum_file(name)}, later downloads must match it")
     click.echo(f"{name}: installed in {result.folder}")
 
 
@@ -136,12 +150,13 @@ def pull_cmd(name: str, force: bool) -> None:
                                            "resnet_9blocks | resnet_6blocks (default: detected from the keys).")
 @click.option("--task", type=click.Choice(["colorize", "stylize"]), default=None,
               help="Default: from the channels (1->2 colorize, 3->3 stylize).")
-@click.option("--force", is_flag=True, help="Replace existing weights of that name.")
+@click.option("--force", is_flag=True, help="Replace existing weights and style of that name (your own import or export).")
 @handle_errors
 def import_cmd(path: Path, name: str, arch: str | None, task: str | None, force: bool) -> None:
     """Convert a checkpoint (.pth) into vidcolor weights and a style of the same name.
 
     Only plain tensors are read (torch.load weights_only=True): pickles that would run code are refused.
+    Names of registered weights and built-in styles are reserved.
     """
     from vidcolor.models.importers import import_checkpoint
 

@@ -88,12 +88,16 @@ def run_cmd(recipe: str | None, data: tuple[str, ...], data_b: tuple[str, ...], 
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--name", required=True, help="Style and weights name to create (vidcolor run --style NAME).")
 @click.option("--step", type=int, help="Export this checkpoint's step instead of the last one.")
+@click.option("--force", is_flag=True, help="Replace existing weights and style of that name (your own earlier export).")
 @handle_errors
-def export_cmd(run_dir: str, name: str, step: int | None) -> None:
-    """Write RUN_DIR's generator as weights + a style in VIDCOLOR_HOME."""
+def export_cmd(run_dir: str, name: str, step: int | None, force: bool) -> None:
+    """Write RUN_DIR's generator as weights + a style in VIDCOLOR_HOME.
+
+    Names of registered weights and built-in styles are reserved; an existing NAME needs --force.
+    """
     from vidcolor.training.export import export_run
 
-    weights, style = export_run(run_dir, name, step=step)
+    weights, style = export_run(run_dir, name, step=step, overwrite=force)
     click.echo(f"exported {weights} and {style}; try: vidcolor run INPUT --style {name}")
 
 

@@ -4,6 +4,8 @@ The file is streamed into ``<dest>.part`` while hashing; only a complete, verifi
 renamed to ``dest``. A 404, an unreachable host, a connection cut half-way (fewer bytes than
 ``Content-Length``) or a checksum mismatch raise :class:`~vidcolor.errors.WeightsError` with one
 line naming the URL, and the ``.part`` file is removed, so the cache never holds a half file.
+Failures to fetch (HTTP error, no connection, cut transfer) are :class:`DownloadError`, so a caller
+can say what to do offline; a checksum mismatch is a plain WeightsError.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from vidcolor.errors import WeightsError
 
 ProgressCallback = Callable[[int, "int | None"], None]
 _CHUNK = 1 << 16
+
+
+class DownloadError(WeightsError):
+    """The file could not be fetched: ``url`` and a short ``reason`` (``HTTP 404 Not Found``, ...)."""
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"download failed: {url}: {reason}")
+        self.url, self.reason = url, reason
 
 
 def sha256_file(path: str | Path) -> str:
@@ -60,10 +70,10 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, sha256_pr
         try:
             response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http(s) URLs from the registry)
         except urllib.error.HTTPError as exc:
-            raise WeightsError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
+            raise DownloadError(url, f"HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise WeightsError(f"download failed: {url}: cannot connect ({reason})") from None
+            raise DownloadError(url, f"cannot connect ({reason})") from None
         with response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
@@ -86,8 +96,8 @@ def _stream(response, part: Path, total: int | None, url: str, progress: bool,
                 try:
                     block = response.read(_CHUNK)
                 except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as exc:
-                    raise WeightsError(f"download failed: {url}: connection lost after {done} of "
-                                       f"{total if total is not None else '?'} bytes ({type(exc).__name__})") from None
+                    raise DownloadError(url, f"connection lost after {done} of {total if total is not None else '?'} "
+                                        f"bytes ({type(exc).__name__})") from None
                 if not block:
                     break
                 f.write(block)
@@ -101,7 +111,7 @@ def _stream(response, part: Path, total: int | None, url: str, progress: bool,
         if bar is not None:
             bar[0].stop()
     if total is not None and done != total:
-        raise WeightsError(f"download failed: {url}: connection cut after {done} of {total} bytes")
+        raise DownloadError(url, f"connection cut after {done} of {total} bytes")
     return h.hexdigest()
 
 

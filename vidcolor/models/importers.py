@@ -8,12 +8,20 @@ Zhang et al.'s ECCV16 / SIGGRAPH17 colorizers. A foreign file is read only with
 
 ``import_checkpoint`` detects the architecture from the keys (or takes ``arch``), checks the
 state dict fits, writes ``<cache>/weights/<name>/`` and a style ``<home>/styles/<name>.toml``
-so ``vidcolor run clip.mp4 --style <name>`` works right after. ``pull_weights`` downloads a
-registry entry (:mod:`vidcolor.models.hub`) and imports it the same way.
+so ``vidcolor run clip.mp4 --style <name>`` works right after. Registry and built-in style names
+are refused (:func:`vidcolor.models.weights.reserved_name`), and existing weights or a style of the
+same name are only replaced with ``overwrite``.
+
+``pull_weights`` downloads a registry entry (:mod:`vidcolor.models.hub`) and imports it the same
+way. A file without a full pinned sha256 is trusted on first use: its digest is recorded in
+``<cache>/weights/checksums/<name>.sha256`` and every later download must match it. When the
+download fails, the error gives the ``vidcolor models import`` command for a copy of the file
+obtained another way.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -24,10 +32,23 @@ import torch
 import torch.nn as nn
 
 from vidcolor.errors import WeightsError
-from vidcolor.models.hub import download, sha256_file
-from vidcolor.models.pretrained import cache_dir, check_state_dict, is_weights_folder, save_pretrained
+from vidcolor.models.hub import DownloadError, download, sha256_file
+from vidcolor.models.pretrained import (
+    cache_dir,
+    check_state_dict,
+    is_weights_folder,
+    read_config,
+    save_pretrained,
+)
 from vidcolor.models.registry import CYCLEGAN_NETG, MODELS, build_model
-from vidcolor.models.weights import DEFAULT_AB_SCALE, DEFAULT_L_NORM, TASKS, WEIGHTS
+from vidcolor.models.weights import (
+    DEFAULT_AB_SCALE,
+    DEFAULT_L_NORM,
+    TASKS,
+    WEIGHTS,
+    WeightsEntry,
+    reserved_name,
+)
 from vidcolor.models.zhang import ZHANG_AB_SCALE, ZHANG_L_NORM
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -216,16 +237,40 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
+def check_user_name(name: str) -> None:
+    """WeightsError (exit 2) unless ``name`` is a plain file name that no registry entry, shipped folder
+    or built-in style uses; the message suggests another name."""
+    if not _NAME.match(name):
+        raise WeightsError(f"bad weights name {name!r}: use letters, digits, '-', '_' or '.' (max 64)")
+    taken = reserved_name(name)
+    if taken:
+        raise WeightsError(f"--name {name!r} is reserved: it is {taken}; choose another name, e.g. --name my_{name}")
+
+
 def import_checkpoint(path: str | Path, *, name: str, arch: str | None = None, task: str | None = None,
                       kwargs: dict[str, Any] | None = None, l_norm: tuple[float, float] | None = None,
                       ab_scale: float | None = None, meta: dict[str, Any] | None = None, overwrite: bool = False,
                       style: bool = True) -> ImportResult:
-    """Convert a foreign checkpoint into ``<cache>/weights/<name>/`` (+ a style unless ``style=False``)."""
-    if not _NAME.match(name):
-        raise WeightsError(f"bad weights name {name!r}: use letters, digits, '-', '_' or '.' (max 64)")
+    """Convert a foreign checkpoint into ``<cache>/weights/<name>/`` (+ a style unless ``style=False``).
+
+    Reserved names are refused (:func:`check_user_name`); existing weights or a user style of that
+    name need ``overwrite``.
+    """
+    check_user_name(name)
+    if not overwrite:
+        from vidcolor.styles import user_dir
+
+        for existing in (cache_dir() / name, *([user_dir() / f"{name}.toml"] if style else [])):
+            if existing.exists():
+                raise WeightsError(f"{name!r} exists already ({existing}); pass --force to replace it")
+    return _convert_into(path, name=name, arch=arch, task=task, kwargs=kwargs, l_norm=l_norm, ab_scale=ab_scale,
+                         meta=meta, style=style)
+
+
+def _convert_into(path: str | Path, *, name: str, arch: str | None, task: str | None, kwargs: dict[str, Any] | None,
+                  l_norm: tuple[float, float] | None, ab_scale: float | None, meta: dict[str, Any] | None,
+                  style: bool) -> ImportResult:
     folder = cache_dir() / name
-    if folder.exists() and not overwrite:
-        raise WeightsError(f"weights {name!r} already exist in {folder}; pass --force to replace them")
     model, final_arch, final_kwargs = convert_checkpoint(path, arch=arch, kwargs=kwargs)
     task = task or _default_task(final_arch, final_kwargs, model)
     _check_task(task, final_arch, final_kwargs)
@@ -242,13 +287,103 @@ def import_checkpoint(path: str | Path, *, name: str, arch: str | None = None, t
     return ImportResult(name, folder, final_arch, final_kwargs, task, style_path, digest)
 
 
+def import_command(entry: WeightsEntry) -> str:
+    """The ``vidcolor models import`` line that converts a copy of ``entry``'s file obtained another way
+    (the name is a user name: the registry name is reserved for the verified download)."""
+    arch = entry.arch
+    for netg, (base, fixed) in CYCLEGAN_NETG.items():  # upstream's --netG name, as their docs say
+        if base == entry.arch and all(entry.kwargs.get(k) == v for k, v in fixed.items()):
+            arch = netg
+            break
+    return f"vidcolor models import {entry.filename} --arch {arch} --task {entry.task} --name my_{entry.name}"
+
+
+def _builtin_styles_using(name: str) -> list[str]:
+    from vidcolor.styles import builtin_dir, read_toml
+
+    found = []
+    for path in sorted(builtin_dir().glob("*.toml")):
+        stages = read_toml(path, "style").get("stages", [])
+        if any(isinstance(st, dict) and st.get("weights") == name for st in stages):
+            found.append(path.stem)
+    return found
+
+
+def checksum_file(name: str) -> Path:
+    """Where the sha256 of ``name``'s first successful download is recorded (``sha256sum`` format)."""
+    return cache_dir() / "checksums" / f"{name}.sha256"
+
+
+def recorded_sha256(name: str) -> str | None:
+    """The sha256 recorded on ``name``'s first download: the checksum file, else the ``source_sha256``
+    in the config of a folder pulled before such files were written; None when nothing was recorded."""
+    try:
+        text = checksum_file(name).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        text = []
+    if text and re.fullmatch(r"[0-9a-fA-F]{64}", text[0]):
+        return text[0].lower()
+    folder = cache_dir() / name
+    if is_weights_folder(folder):
+        try:
+            digest = read_config(folder).get("meta", {}).get("source_sha256")
+        except WeightsError:
+            return None
+        if isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            return digest.lower()
+    return None
+
+
+def _record_sha256(name: str, digest: str, filename: str) -> Path:
+    path = checksum_file(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".part-{os.getpid()}")
+    tmp.write_text(f"{digest}  {filename}\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def checksum_status(name: str) -> dict[str, Any]:
+    """How ``name``'s weights are checked: ``{"kind", "sha256", "text"}``.
+
+    kind: ``pinned`` (full sha256 in the registry), ``recorded`` (trust on first use, recorded),
+    ``pending`` (a download not made yet: recorded on first download), ``local`` (imported or
+    exported weights: the digest written with the folder), ``unknown`` (no such weights).
+    """
+    entry = WEIGHTS.get(name)
+    if entry is not None and entry.sha256:
+        return {"kind": "pinned", "sha256": entry.sha256, "text": f"sha256 pinned: {entry.sha256}"}
+    if entry is not None:
+        prefix = (f"; the published prefix {entry.sha256_prefix} (torch.hub file name) is checked too"
+                  if entry.sha256_prefix else "")
+        recorded = recorded_sha256(name)
+        if recorded:
+            return {"kind": "recorded", "sha256": recorded,
+                    "text": f"sha256 recorded on first download: {recorded} (not pinned: later downloads must "
+                            f"match it){prefix}"}
+        return {"kind": "pending", "sha256": None,
+                "text": f"not downloaded yet: checksum will be recorded on first download (not pinned){prefix}"}
+    folder = cache_dir() / name
+    if is_weights_folder(folder):
+        meta = read_config(folder).get("meta", {})
+        digest = meta.get("weights_sha256")
+        text = (f"weights.safetensors sha256 recorded when written: {digest}" if digest
+                else "no sha256 recorded (written by an older vidcolor)")
+        if meta.get("source_sha256"):
+            text += f"; imported from a file with sha256 {meta['source_sha256']}"
+        return {"kind": "local", "sha256": digest, "text": text}
+    return {"kind": "unknown", "sha256": None, "text": "unknown weights"}
+
+
 def pull_weights(name: str, *, force: bool = False, progress: bool | None = None,
-                 on_progress=None) -> tuple[ImportResult, bool]:
+                 on_progress=None) -> tuple[ImportResult, str]:
     """Download registry entry ``name`` and convert it into the cache.
 
-    Returns ``(result, verified)``: ``verified`` is False when no digest is published for the file
-    (trust on first use: the caller warns and shows ``result.sha256``, which is also recorded).
-    The raw download is deleted once converted.
+    Returns ``(result, check)``, ``check`` saying how the download was verified: ``"pinned"`` (full
+    published sha256), ``"recorded"`` (matches the sha256 recorded on the first download),
+    ``"prefix"`` (published prefix only; the full sha256 is recorded now) or ``"first"`` (nothing to
+    check against: trusted on first use, the sha256 is recorded now; the caller says so). A file
+    that does not match is refused and nothing is kept. The raw download is deleted once converted.
     """
     entry = WEIGHTS.get(name)
     if entry is None:
@@ -257,15 +392,30 @@ def pull_weights(name: str, *, force: bool = False, progress: bool | None = None
         raise WeightsError(f"weights {name!r} ship inside the vidcolor package, there is nothing to download")
     if is_weights_folder(cache_dir() / name) and not force:
         raise WeightsError(f"weights {name!r} are already in {cache_dir() / name}; pass --force to download again")
-    raw = cache_dir() / "downloads" / Path(str(entry.url)).name
-    download(str(entry.url), raw, sha256=entry.sha256, sha256_prefix=entry.sha256_prefix, progress=progress,
-             on_progress=on_progress)
+    recorded = None if entry.sha256 else recorded_sha256(name)
+    raw = cache_dir() / "downloads" / str(entry.filename)
     try:
+        try:
+            digest = download(str(entry.url), raw, sha256=entry.sha256, sha256_prefix=entry.sha256_prefix,
+                              progress=progress, on_progress=on_progress)
+        except DownloadError as exc:
+            hint = import_command(entry)
+            styles = _builtin_styles_using(name)
+            then = (f" (then: vidcolor run VIDEO --style {styles[0]} --weights my_{name})" if styles else "")
+            raise WeightsError(f"cannot download {name} from {exc.url}: {exc.reason}. If you have the file, import "
+                               f"it: {hint}{then}") from None
+        if recorded and digest != recorded:
+            raise WeightsError(f"download of {entry.url}: sha256 {digest} differs from the one recorded on the first "
+                               f"download ({recorded}, {checksum_file(name)}): the file on the server changed or was "
+                               f"replaced; nothing was kept (delete {checksum_file(name)} to trust the new file)")
+        check = "pinned" if entry.sha256 else "recorded" if recorded else "prefix" if entry.sha256_prefix else "first"
         cfg = entry.config()
-        result = import_checkpoint(raw, name=name, arch=entry.arch, task=entry.task, kwargs=entry.kwargs,
-                                   l_norm=cfg.get("l_norm"), ab_scale=cfg.get("ab_scale"),
-                                   meta={**cfg["meta"], "sha256_verified": bool(entry.sha256 or entry.sha256_prefix)},
-                                   overwrite=True, style=False)
+        result = _convert_into(raw, name=name, arch=entry.arch, task=entry.task, kwargs=entry.kwargs,
+                               l_norm=cfg.get("l_norm"), ab_scale=cfg.get("ab_scale"),
+                               meta={**cfg["meta"], "sha256_verified": check != "first", "sha256_check": check},
+                               style=False)
+        if not entry.sha256 and not recorded:  # only a file that converted is trusted
+            _record_sha256(name, digest, str(entry.filename))
     finally:
         raw.unlink(missing_ok=True)
-    return result, bool(entry.sha256 or entry.sha256_prefix)
+    return result, check

@@ -6,6 +6,10 @@ A weights folder holds ``weights.safetensors`` (tensors only: loading it cannot 
     {"format": "vidcolor-weights/1", "arch": "unet", "kwargs": {...}, "task": "colorize",
      "l_norm": [50.0, 50.0], "ab_scale": 110.0, "meta": {...}}
 
+``meta.weights_sha256`` is the digest of ``weights.safetensors`` written with it; loading checks the
+file against it (against the registry's pinned sha256 for shipped weights) and reports the digest
+of the file actually loaded as ``config["meta"]["weights_sha256"]`` (provenance).
+
 ``arch`` is a :data:`~vidcolor.models.registry.MODELS` key and ``kwargs`` its builder's keywords,
 so the architecture is rebuilt from the folder alone (as diffusers' ``config.json`` +
 ``from_pretrained``). Colorizers: model input is ``(L - l_norm[0]) / l_norm[1]`` ``(N, 1, H, W)``,
@@ -32,6 +36,7 @@ import torch
 import torch.nn as nn
 
 from vidcolor.errors import WeightsError
+from vidcolor.models.hub import sha256_file
 from vidcolor.models.registry import MODELS, build_model, count_params
 from vidcolor.models.weights import FORMAT, TASKS, WEIGHTS
 
@@ -82,8 +87,8 @@ def save_pretrained(model: nn.Module, folder: str | Path, config: dict[str, Any]
 
     Everything is written into ``<folder>.part`` first and renamed at the end, so a crash never
     leaves a half folder under the real name; an existing folder is replaced. ``config`` needs
-    ``arch``, ``kwargs``, ``task`` (and ``l_norm``/``ab_scale`` for colorizers); ``format`` and
-    ``meta.params`` are filled in. Returns the folder.
+    ``arch``, ``kwargs``, ``task`` (and ``l_norm``/``ab_scale`` for colorizers); ``format``,
+    ``meta.params`` and ``meta.weights_sha256`` are filled in. Returns the folder.
     """
     from safetensors.torch import save_file
 
@@ -98,6 +103,7 @@ def save_pretrained(model: nn.Module, folder: str | Path, config: dict[str, Any]
     part.mkdir(parents=True)
     try:
         save_file(tensors, str(part / WEIGHTS_FILE), metadata={"format": "pt", "arch": config["arch"]})
+        config["meta"]["weights_sha256"] = sha256_file(part / WEIGHTS_FILE)
         (part / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         old = folder.with_name(folder.name + f".old-{os.getpid()}")
         if folder.exists():
@@ -165,11 +171,15 @@ def list_cached() -> list[str]:
 def load_pretrained(name_or_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Build the architecture from ``config.json``, load ``weights.safetensors`` strictly.
 
-    Returns ``(model in eval mode on device, config)``. Missing/corrupt files, an unknown arch and
-    a state dict that does not fit raise WeightsError (one line, naming the folder).
+    Returns ``(model in eval mode on device, config)``; ``config["meta"]["weights_sha256"]`` is the
+    sha256 of the file loaded. Missing/corrupt files, a file whose sha256 differs from the pinned or
+    recorded one, an unknown arch and a state dict that does not fit raise WeightsError (one line,
+    naming the folder).
     """
+    import hashlib
+
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
     folder = resolve_weights(name_or_path)
     config = read_config(folder)
@@ -177,14 +187,44 @@ def load_pretrained(name_or_path: str | Path, device: str | torch.device = "cpu"
         model = build_model(config["arch"], **config.get("kwargs", {}))
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{folder}: cannot build {config['arch']!r}: {exc}") from None
+    path = folder / WEIGHTS_FILE
     try:
-        state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+        data = path.read_bytes()  # read once: hashed and parsed from the same bytes
+        digest = hashlib.sha256(data).hexdigest()
+        check_weights_digest(folder, config, digest)
+        state = load_bytes(data)
     except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"{folder / WEIGHTS_FILE}: cannot read ({exc})") from None
+        raise WeightsError(f"{path}: cannot read ({exc})") from None
+    del data
     check_state_dict(model, state, str(folder))
     model.load_state_dict(state, strict=True)
-    config.setdefault("meta", {})["folder"] = str(folder)
+    config.setdefault("meta", {}).update(folder=str(folder), weights_sha256=digest)
     return model.to(device).eval(), config
+
+
+def expected_weights_digest(folder: Path, config: dict[str, Any]) -> tuple[str | None, str]:
+    """``(sha256 the folder's weights.safetensors must have, "pinned" | "recorded")``: the registry's
+    digest for weights shipped in the package, else the one ``save_pretrained`` wrote in the config
+    (None for folders written without one)."""
+    entry = WEIGHTS.get(folder.name)
+    if entry is not None and entry.package and entry.sha256:
+        try:
+            shipped = folder.resolve() == (package_dir() / folder.name).resolve()
+        except OSError:
+            shipped = False
+        if shipped:
+            return entry.sha256, "pinned"
+    recorded = config.get("meta", {}).get("weights_sha256")
+    return (recorded if isinstance(recorded, str) else None), "recorded"
+
+
+def check_weights_digest(folder: Path, config: dict[str, Any], digest: str) -> None:
+    expected, how = expected_weights_digest(folder, config)
+    if expected and digest.lower() != expected.lower():
+        where = "in vidcolor's weights registry" if how == "pinned" else f"in {folder / CONFIG_FILE}"
+        raise WeightsError(f"{folder / WEIGHTS_FILE}: sha256 {digest} differs from the one {how} {where} "
+                           f"({expected}): the file was changed or damaged after it was written; reinstall or "
+                           "pull/import/export these weights again")
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str | None = None) -> None:

@@ -6,16 +6,23 @@ public URL converted into the cache by ``vidcolor models pull``), its checksum a
 (parameter count, training recipe, metrics, licence). Weights a user imports or trains live in
 the cache as folders and need no entry (see :mod:`vidcolor.models.pretrained`).
 
-Checksums: we only write digests that are published. The Zhang et al. files follow the
-``torch.hub`` naming rule ``name-<first 8 hex digits of sha256>.pth`` and their own loader calls
-``load_url(..., check_hash=True)``, so we verify that prefix. The CycleGAN files have no
-published digest: ``sha256=None`` means trust on first use (the digest is printed and recorded in
-the converted folder's ``config.json`` with a warning).
+Checksums: we only write digests that are published (or, for the shipped weights, that we made).
+The Zhang et al. files follow the ``torch.hub`` naming rule ``name-<first 8 hex digits of
+sha256>.pth`` and their own loader calls ``load_url(..., check_hash=True)``, so we verify that
+prefix. The CycleGAN files have no published digest: ``sha256=None`` means trust on first use.
+Every download without a full pinned digest has its sha256 recorded in the cache after the first
+successful pull, and later downloads must match it (:mod:`vidcolor.models.importers`).
+
+Registry names, the shipped folders and the built-in style names are reserved
+(:func:`reserved_name`): an import or a training export under one of them would be shadowed by the
+package, or would pass a file nobody checked off as the registry's model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 TASKS = ("colorize", "stylize")
@@ -24,7 +31,8 @@ TASKS = ("colorize", "stylize")
 DEFAULT_L_NORM = (50.0, 50.0)
 DEFAULT_AB_SCALE = 110.0
 
-_CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"  # scripts/download_cyclegan_model.sh
+# scripts/download_cyclegan_model.sh of pytorch-CycleGAN-and-pix2pix (which says http; the host serves https too)
+_CYCLEGAN_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"
 _CYCLEGAN_LICENCE = ("BSD-2-Clause-style licence of junyanz/pytorch-CycleGAN-and-pix2pix; trained on WikiArt "
                      "paintings and Flickr photos (Zhu et al. 2017): check the image terms before commercial use")
 _ZHANG_LICENCE = "BSD-2-Clause (richzhang/colorization)"
@@ -64,6 +72,11 @@ class WeightsEntry:
     def source(self) -> str:
         return "package" if self.package else "url"
 
+    @property
+    def filename(self) -> str | None:
+        """The downloaded file's name (the URL's last part), or None for shipped weights."""
+        return self.url.rsplit("/", 1)[-1] if self.url else None
+
     def config(self) -> dict[str, Any]:
         """The ``config.json`` contents for this entry's converted folder (minus run-time meta)."""
         cfg: dict[str, Any] = {"format": FORMAT, "arch": self.arch, "kwargs": dict(self.kwargs), "task": self.task}
@@ -86,6 +99,31 @@ def register_weights(entry: WeightsEntry) -> WeightsEntry:
         raise ValueError(f"weights {entry.name!r} registered twice")
     WEIGHTS[entry.name] = entry
     return entry
+
+
+# Folders of the weights cache that are not weights: raw downloads and recorded digests.
+CACHE_INTERNAL = ("downloads", "checksums")
+
+
+def reserved_name(name: str) -> str | None:
+    """What already uses ``name`` (compared case-insensitively, as macOS and Windows file systems do),
+    or None when a user's import or export may take it."""
+    key = name.casefold()
+    for entry in WEIGHTS.values():
+        if entry.name.casefold() == key:
+            if entry.package:
+                return f"vidcolor's shipped {entry.name!r} weights"
+            return f"the downloadable {entry.name!r} weights (`vidcolor models pull {entry.name}`)"
+    shipped = Path(str(resources.files("vidcolor"))) / "weights"
+    if shipped.is_dir() and any(p.name.casefold() == key for p in shipped.iterdir()):
+        return f"weights shipped in {shipped}"
+    styles = Path(str(resources.files("vidcolor.configs").joinpath("styles")))
+    for style in sorted(styles.glob("*.toml")) if styles.is_dir() else ():
+        if style.stem.casefold() == key:
+            return f"the built-in style {style.stem!r}"
+    if key in CACHE_INTERNAL:
+        return "a folder of the weights cache"
+    return None
 
 
 # ---------------------------------------------------------------- our own (shipped with the package)

@@ -380,7 +380,8 @@ class Colorize(Stage):
         d = {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
              "render_size": self.render_size, "guided": self.guided, "precision": self.precision,
              "compile": self.compile, "flip_tta": self.flip_tta, "tta_sigma": self.tta_sigma,
-             "source_sha256": self.config.get("meta", {}).get("source_sha256")}
+             "source_sha256": self.config.get("meta", {}).get("source_sha256"),
+             "weights_sha256": self.config.get("meta", {}).get("weights_sha256")}
         if self.stabilizer is not None:
             d["temporal"] = {k: v for k, v in self.stabilizer.describe().items() if k != "stage"}
         return d

@@ -96,4 +96,5 @@ class Stylize(Stage):
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
                 "render_size": self.render_size, "keep_luma": self.keep_luma, "detail": self.detail,
-                "precision": self.precision, "compile": self.compile, "source_sha256": self.config.get("meta", {}).get("source_sha256")}
+                "precision": self.precision, "compile": self.compile, "source_sha256": self.config.get("meta", {}).get("source_sha256"),
+                "weights_sha256": self.config.get("meta", {}).get("weights_sha256")}
