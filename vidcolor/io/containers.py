@@ -3,9 +3,12 @@ backends (format from the extension, ``.part`` files, provenance tags)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from vidcolor.errors import InputError
 
@@ -28,6 +31,11 @@ SUBTITLE_OK: dict[str, set[str] | None] = {
                                                            "hdmv_pgs_subtitle", "dvb_subtitle"},
     "nut": None, "webm": {"webvtt"}, "avi": set(), "mxf": set(),
 }
+# Text subtitle codecs (ASS events inside FFmpeg), which a subtitle encoder can re-encode; bitmap
+# subtitles (dvd_subtitle, hdmv_pgs_subtitle, dvb_subtitle) cannot become text.
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
+# When a text subtitle stream cannot be copied: the codec to re-encode it to.
+SUBTITLE_FALLBACK = {"mp4": "mov_text", "mov": "mov_text"}
 # When an audio stream cannot be copied: the codec to transcode it to.
 AUDIO_FALLBACK = {"mp4": "aac", "mov": "aac", "webm": "libopus", "avi": "mp3", "mxf": "pcm_s16le"}
 # Video encoders each muxer takes.
@@ -53,6 +61,20 @@ def can_copy(fmt: str, stream_type: str, codec: str | None) -> bool:
     if allowed is None:
         return True
     return codec is not None and (codec in allowed or DECODER_ALIASES.get(codec, codec) in allowed)
+
+
+def subtitle_fallback(fmt: str, codec: str | None) -> str | None:
+    """The codec a subtitle stream that ``fmt`` cannot hold as it is is re-encoded to (text subtitles
+    into mp4/mov become mov_text), or None when it cannot be kept."""
+    return SUBTITLE_FALLBACK.get(fmt) if codec in TEXT_SUBTITLES else None
+
+
+def video_codec_tag(fmt: str, codec: str) -> str | None:
+    """The codec tag to force: HEVC in mp4/mov as ``hvc1`` (parameter sets in the sample description),
+    which QuickTime and Apple devices require; FFmpeg's default ``hev1`` does not play there."""
+    if fmt in ("mp4", "mov") and (codec == "libx265" or codec.startswith("hevc")):
+        return "hvc1"
+    return None
 
 
 def check_video_codec(fmt: str, codec: str) -> None:
@@ -84,28 +106,81 @@ def check_output_path(input_path: str | os.PathLike | None, output_path: str | o
     return out
 
 
+# Source container tags that describe the old file's muxing, not the film: never carried over.
+_MUXING_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
+PROVENANCE_COMMENT = "made with vidcolor"
+# How much of the input ``input_identity`` hashes: enough to tell files apart, cheap on a 50 GB master.
+IDENTITY_BYTES = 1 << 20
+
+
+def input_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """``{"name", "size", "sha256_first_mib"}`` of the input file (the hash covers its first MiB)."""
+    p = Path(path)
+    with open(p, "rb") as f:
+        head = f.read(IDENTITY_BYTES)
+    return {"name": p.name, "size": p.stat().st_size, "sha256_first_mib": hashlib.sha256(head).hexdigest()}
+
+
 def provenance_tags(tags: dict[str, object]) -> dict[str, str]:
-    """Container tags: ``vidcolor_*`` keys plus a human-readable ``comment``."""
-    out = {f"vidcolor_{k}": (v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in tags.items()}
-    out["comment"] = "made with vidcolor " + " ".join(f"{k}={out[f'vidcolor_{k}']}" for k in ("version", "style")
-                                                      if f"vidcolor_{k}" in out)
+    """Container tags: ``vidcolor_*`` keys (JSON for anything but a string) plus a human-readable ``comment``."""
+    out = {f"vidcolor_{k}": (v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":")))
+           for k, v in tags.items()}
+    out["comment"] = PROVENANCE_COMMENT + " " + " ".join(f"{k}={out[f'vidcolor_{k}']}" for k in ("version", "style")
+                                                         if f"vidcolor_{k}" in out)
     return out
+
+
+def output_metadata(source_tags: Mapping[str, str], tags: dict[str, Any] | None,
+                    input_path: str | os.PathLike | None = None) -> dict[str, str]:
+    """The output container's tags: the source's own (title, artist, date, ...; keys lower-cased,
+    muxing details and old ``vidcolor_*`` tags left out), then the provenance of this run on top.
+
+    With ``tags``, ``input_path`` adds ``vidcolor_input`` (``input_identity``) unless ``tags`` has one.
+    A source ``comment`` is kept in front of the vidcolor line rather than replaced."""
+    out: dict[str, str] = {}
+    for key, value in source_tags.items():
+        k = key.lower()
+        if k in _MUXING_TAGS or k.startswith("vidcolor_"):
+            continue
+        out[k] = value
+    if not tags:
+        return out
+    tags = dict(tags)
+    if input_path is not None and "input" not in tags:
+        try:
+            tags["input"] = input_identity(input_path)
+        except OSError:
+            pass  # the input is gone (it was probed before): the tag is left out rather than failing the run
+    ours = provenance_tags(tags)
+    source_comment = "\n".join(line for line in out.pop("comment", "").splitlines()
+                               if line.strip() and not line.startswith(PROVENANCE_COMMENT))
+    if source_comment:
+        ours["comment"] = source_comment + "\n" + ours["comment"]
+    out.update(ours)
+    return out
+
+
+# Codecs that encode 10-bit 4:2:0 and are chosen at 10 bits for a source of more than 8 bits
+# (H.264 High 10 is left out: most hardware decoders and browsers cannot play it).
+TEN_BIT_DEFAULT = {"libx265", "ffv1"}
 
 
 def default_pix_fmt(codec: str, width: int, height: int, bit_depth: int = 8) -> tuple[str, str | None]:
     """The pixel format for ``codec`` and a warning if the usual one cannot hold this size.
 
     4:2:0 needs even width and height; for odd sizes we keep the exact size and encode 4:4:4
-    (H.264 High 4:4:4 / HEVC Main 4:4:4) rather than crop or pad the picture."""
+    (H.264 High 4:4:4 / HEVC Main 4:4:4) rather than crop or pad the picture. A source of more
+    than 8 bits gets a 10-bit format from codecs in ``TEN_BIT_DEFAULT``."""
     odd = width % 2 or height % 2
     if codec == "prores_ks":
         return "yuv422p10le" if not odd else "yuv444p10le", None
+    deep = "10le" if bit_depth > 8 and codec in TEN_BIT_DEFAULT else ""
     if codec in ("ffv1", "libx264rgb"):
-        return ("yuv420p" if not odd else "yuv444p") if codec == "ffv1" else "rgb24", None
+        return ("yuv420p" + deep if not odd else "yuv444p" + deep) if codec == "ffv1" else "rgb24", None
     if odd:
-        return "yuv444p", (f"odd frame size {width}x{height}: 4:2:0 needs even sizes, encoding 4:4:4 "
-                           "to keep the exact size")
-    return "yuv420p", None
+        return "yuv444p" + deep, (f"odd frame size {width}x{height}: 4:2:0 needs even sizes, encoding 4:4:4 "
+                                  "to keep the exact size")
+    return "yuv420p" + deep, None
 
 
 def reconcile_pix_fmt(pix_fmt: str, width: int, height: int) -> tuple[str, str | None]:

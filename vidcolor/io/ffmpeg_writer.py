@@ -3,13 +3,15 @@
 For hardware encoders (``h264_nvenc``, ``hevc_vaapi`` ...) and options PyAV lacks. Frames go to
 ffmpeg's stdin as raw RGB inside a NUT stream, which carries each frame's pts, so variable frame
 rate survives (a bare rawvideo pipe would not); ffmpeg maps the audio and subtitle streams from the
-source file itself (``-c copy``). The command line is built with ffmpeg-python; the binary is
-``ffmpeg`` from PATH, else the one imageio-ffmpeg ships.
+source file itself (``-c copy``; audio the container cannot hold is re-encoded, text subtitles for
+mp4/mov become mov_text). The command line is built with ffmpeg-python; the binary is ``ffmpeg``
+from PATH, else the one imageio-ffmpeg ships.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -20,10 +22,10 @@ import av
 import numpy as np
 
 from vidcolor.errors import InputError, ProcessingError
-from vidcolor.io.containers import AUDIO_FALLBACK, can_copy, provenance_tags
+from vidcolor.io.containers import AUDIO_FALLBACK, can_copy, subtitle_fallback, video_codec_tag
 from vidcolor.io.grey import output_coding
 from vidcolor.io.probe import VideoMeta
-from vidcolor.io.writer_base import WriterBase
+from vidcolor.io.writer_base import WriterBase, check_encoder_options, pyav_option_names
 
 _MATRIX = {1: "bt709", 4: "fcc", 5: "bt601", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _SPACE_NAMES = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
@@ -45,6 +47,28 @@ def ffmpeg_binary() -> str:
         raise InputError(f"--encoder ffmpeg needs an ffmpeg binary on PATH or the imageio-ffmpeg package ({exc})") from None
 
 
+def ffmpeg_option_names(codec: str) -> tuple[list[str], list[str]]:
+    """(private, generic) option names of the ffmpeg binary's ``codec`` encoder: private ones from
+    ``ffmpeg -h encoder=NAME``; generic ones are libavcodec's, the same in PyAV's build."""
+    try:
+        text = subprocess.run([ffmpeg_binary(), "-hide_banner", "-h", f"encoder={codec}"], capture_output=True,
+                              text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InputError(f"cannot run ffmpeg to check encoder {codec!r} ({exc})") from None
+    if not text.startswith("Encoder "):
+        raise InputError(f"encoder {codec!r} is not available in {ffmpeg_binary()}")
+    private = re.findall(r"^  -(\S+)\s+<", text, flags=re.MULTILINE)
+    generic = (pyav_option_names("mpeg4") or ([], []))[1]  # any built-in video encoder lists the generic set
+    return private, generic
+
+
+def _stream_titles(path: str | os.PathLike) -> dict[int, str]:
+    """Stream index -> title of the audio/subtitle streams of ``path`` (mp4 reads a title back as "name")."""
+    with av.open(str(path), metadata_errors="ignore") as c:
+        tags = {s.index: {k.lower(): v for k, v in s.metadata.items()} for s in c.streams}
+    return {i: t.get("title") or t.get("name") for i, t in tags.items() if t.get("title") or t.get("name")}
+
+
 class FFmpegWriter(WriterBase):
     """See ``VideoWriter``; same constructor, ``write``, ``close``, ``abort``, ``warnings``."""
 
@@ -60,6 +84,10 @@ class FFmpegWriter(WriterBase):
         self._stderr: list[bytes] = []
         self._closed = False
 
+    def check_options(self, options: dict[str, str]) -> None:
+        """Like ``WriterBase.check_options``; encoders PyAV lacks (hardware ones) are asked of the binary."""
+        check_encoder_options(self.codec, options, pyav_option_names(self.codec) or ffmpeg_option_names(self.codec))
+
     def command(self) -> list[str]:
         import ffmpeg  # ffmpeg-python
 
@@ -68,6 +96,12 @@ class FFmpegWriter(WriterBase):
         video = ffmpeg.input("pipe:0", format="nut")["v"]
         video = video.filter("scale", out_color_matrix=_MATRIX.get(space, "bt601"),
                              out_range="pc" if rng == 2 else "tv")
+        # The encoder takes its colour tags from the frames (-color_primaries alone is overridden by
+        # the untagged RGB input), so the frames carry the source's primaries and transfer.
+        frame_tags = {k: v for k, v in (("color_primaries", prim), ("color_trc", trc), ("colorspace", space))
+                      if v not in (0, 2)}
+        if frame_tags:
+            video = video.filter("setparams", **{k: str(v) for k, v in frame_tags.items()})
         streams = [video]
         kwargs: dict[str, Any] = {"c:v": self.codec, "pix_fmt": self.pix_fmt, "fps_mode": "passthrough",
                                   "enc_time_base:v": "demux", "format": self.fmt,
@@ -78,6 +112,8 @@ class FFmpegWriter(WriterBase):
             kwargs["color_primaries"] = _PRIM_NAMES[prim]
         if trc in _TRC_NAMES:
             kwargs["color_trc"] = _TRC_NAMES[trc]
+        if tag := video_codec_tag(self.fmt, self.codec):
+            kwargs["tag:v"] = tag
         if self.fmt in ("mp4", "mov"):
             kwargs["movflags"] = "+faststart+use_metadata_tags"
             kwargs["video_track_timescale"] = m.time_base.denominator
@@ -88,32 +124,37 @@ class FFmpegWriter(WriterBase):
             kwargs[f"{key}:v" if key not in ("x264-params", "x265-params") else key] = value
         if self.streams_from is not None:
             src = ffmpeg.input(str(self.streams_from))
+            titles = _stream_titles(self.streams_from)
             out_index = {"audio": 0, "subtitle": 0}
             for s in m.streams:
                 if s.type not in ("audio", "subtitle"):
                     continue
                 k = "a" if s.type == "audio" else "s"
                 if can_copy(self.fmt, s.type, s.codec):
-                    streams.append(src[str(s.index)])
-                    kwargs[f"c:{k}:{out_index[s.type]}"] = "copy"
+                    codec = "copy"
                 elif s.type == "audio" and self.fmt in AUDIO_FALLBACK:
-                    streams.append(src[str(s.index)])
-                    kwargs[f"c:{k}:{out_index[s.type]}"] = AUDIO_FALLBACK[self.fmt]
+                    codec = AUDIO_FALLBACK[self.fmt]
                     self.warnings.append(f"audio stream {s.index} ({s.codec}) cannot be copied into {self.fmt}: "
-                                         f"re-encoded as {AUDIO_FALLBACK[self.fmt]}")
-                    out_index[s.type] += 1
-                    continue
+                                         f"re-encoded as {codec}")
+                elif s.type == "subtitle" and (target := subtitle_fallback(self.fmt, s.codec)):
+                    codec = target
+                    self.warnings.append(f"subtitle stream {s.index} ({s.codec}) cannot be copied into {self.fmt}: "
+                                         f"converted to {target}")
                 else:
                     self.warnings.append(f"{s.type} stream {s.index} ({s.codec}) cannot be stored in {self.fmt}: "
                                          "dropped (use .mkv output to keep it)")
                     continue
+                streams.append(src[str(s.index)])
+                kwargs[f"c:{k}:{out_index[s.type]}"] = codec
+                if titles.get(s.index):  # ffmpeg copies language and handler name itself, not an mp4 title
+                    kwargs[f"metadata:s:{k}:{out_index[s.type]}"] = f"title={titles[s.index]}"
                 out_index[s.type] += 1
         out = ffmpeg.output(*streams, str(self.part), **kwargs)
         out = out.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
         cmd = out.compile(cmd=ffmpeg_binary(), overwrite_output=True)
         # -metadata repeats, which ffmpeg-python's keyword form cannot say: put them before the output name.
         at = cmd.index(str(self.part))
-        tags = [arg for k, v in provenance_tags(self.tags).items() for arg in ("-metadata", f"{k}={v}")]
+        tags = [arg for k, v in self.metadata().items() for arg in ("-metadata", f"{k}={v}")]
         return cmd[:at] + tags + cmd[at:]
 
     def __enter__(self) -> "FFmpegWriter":

@@ -6,18 +6,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
+from av.codec.context import OptionFlags
 
+from vidcolor.errors import InputError
 from vidcolor.io.containers import (
     check_video_codec,
     default_pix_fmt,
     output_format,
+    output_metadata,
     part_path,
     reconcile_pix_fmt,
 )
 from vidcolor.io.grey import output_coding
 from vidcolor.io.probe import VideoMeta
-
 
 # x264/x265 preset unless ``-e preset=...`` says otherwise. Measured on an 854x480 Tears of Steel
 # excerpt (240 frames, crf 18, ffmpeg CLI, 2 cores): medium 79 frames/s, 48.9 dB PSNR / SSIM 0.9942
@@ -27,9 +30,13 @@ from vidcolor.io.probe import VideoMeta
 DEFAULT_X264_PRESET = "veryfast"
 
 
+# Encoders whose quality is set by ``--crf`` (ProRes and FFV1 have no CRF).
+CRF_CODECS = ("libx264", "libx265")
+
+
 def encoder_options(codec: str, crf: int | None, extra: dict[str, str]) -> dict[str, str]:
     opts: dict[str, str] = {}
-    if codec in ("libx264", "libx265"):
+    if codec in CRF_CODECS:
         opts["preset"] = DEFAULT_X264_PRESET
         if crf is not None:
             opts["crf"] = str(crf)
@@ -39,6 +46,59 @@ def encoder_options(codec: str, crf: int | None, extra: dict[str, str]) -> dict[
         opts.setdefault("profile", "3")  # ProRes 422 HQ
     opts.update(extra)
     return opts
+
+
+def encoder_tag(backend: str, codec: str, crf: int | None, options: dict[str, str] | None) -> dict[str, Any]:
+    """The ``vidcolor_encoder`` provenance: backend, codec, the options the encoder got (defaults and
+    ``-e``), and ``crf`` only for codecs that use it."""
+    opts = encoder_options(codec, crf, dict(options or {}))
+    tag: dict[str, Any] = {"backend": backend, "codec": codec}
+    if codec in CRF_CODECS and "crf" in opts:
+        tag["crf"] = int(opts.pop("crf")) if opts["crf"].isdigit() else opts.pop("crf")
+    tag["options"] = opts
+    return tag
+
+
+def pyav_option_names(codec: str) -> tuple[list[str], list[str]] | None:
+    """(private, generic) option names libavcodec's ``codec`` encoder takes for video, or None when
+    PyAV's FFmpeg has no such encoder."""
+    try:
+        supported = av.CodecContext.create(codec, "w").supported_options
+    except (ValueError, av.error.FFmpegError):
+        return None
+    video_enc = OptionFlags.ENCODING_PARAM | OptionFlags.VIDEO_PARAM
+    generic = [o.name for o in supported.generic if o.flags & video_enc == video_enc]
+    return [o.name for o in supported.private], generic
+
+
+def check_encoder_options(codec: str, options: dict[str, str], names: tuple[list[str], list[str]]) -> None:
+    """``InputError`` naming the first ``-e`` option that ``codec`` does not have (``names``: its private
+    and generic option names), so a typo stops the run before the first frame instead of being ignored."""
+    private, generic = names
+    known = set(private) | set(generic)
+    for key, value in options.items():
+        if key not in known:
+            listed = ", ".join(private[:10]) + (", ..." if len(private) > 10 else "")
+            raise InputError(f"-e {key}={value}: {codec} has no option {key!r} (known: {listed or 'none'}; "
+                             "and the generic ones: g, bf, threads, b, maxrate, ...)")
+
+
+def depth_warning(codec: str, pix_fmt: str, source_bits: int, chosen: bool) -> str | None:
+    """What a source of more than 8 bits keeps: frames are processed as 8-bit RGB or luma, so a 10-bit
+    output keeps the format, not finer steps; an 8-bit default output is said so (not when ``chosen``)."""
+    if source_bits <= 8:
+        return None
+    try:
+        out_bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return None
+    if out_bits > 8:
+        return (f"the source is {source_bits}-bit: the output is {out_bits}-bit {pix_fmt}, but vidcolor "
+                "processes frames at 8 bits per channel, so tonal steps finer than 8-bit are not kept")
+    if chosen:
+        return None
+    return (f"the source is {source_bits}-bit; {codec} writes 8-bit {pix_fmt} (vidcolor processes frames at 8 bits "
+            "per channel; use --codec libx265 or --pix-fmt yuv420p10le for a 10-bit file)")
 
 
 def resolve_pix_fmt(codec: str, pix_fmt: str | None, width: int, height: int,
@@ -75,14 +135,28 @@ class WriterBase:
         self.fmt = output_format(self.path)
         check_video_codec(self.fmt, codec)
         self.warnings: list[str] = []
+        chosen = pix_fmt is not None
         pix_fmt, warn = resolve_pix_fmt(codec, pix_fmt, self.width, self.height, meta.bit_depth)
-        if warn:
-            self.warnings.append(warn)
+        for w in (warn, depth_warning(codec, pix_fmt, meta.bit_depth, chosen)):
+            if w:
+                self.warnings.append(w)
         self.pix_fmt = pix_fmt
+        self.check_options(options or {})
         self.options = encoder_options(codec, crf, options or {})
         self.streams_from = Path(streams_from) if streams_from else None
         self.tags = tags or {}
         self.frames_written = 0
+
+    def check_options(self, options: dict[str, str]) -> None:
+        """Reject ``-e`` options the encoder does not have (``InputError``) before anything is written."""
+        names = pyav_option_names(self.codec)
+        if names is None:
+            raise InputError(f"encoder {self.codec!r} is not available")
+        check_encoder_options(self.codec, options, names)
+
+    def metadata(self) -> dict[str, str]:
+        """The output container's tags: the source's, then the provenance (see ``output_metadata``)."""
+        return output_metadata(self.meta.tags, self.tags, self.meta.path)
 
     def check_frames(self, frames: np.ndarray, pts: list[int]) -> None:
         """Frames are uint8 (T, H, W, 3) RGB, (T, H, W, 1) full-range grey, or, for an even size,
