@@ -29,7 +29,7 @@ from vidcolor.errors import InputError
 from vidcolor.io.containers import FORMATS, check_output_path
 from vidcolor.io.probe import VideoMeta, probe
 from vidcolor.io.reader import VideoReader
-from vidcolor.io.writer_base import yuv420_coding
+from vidcolor.io.writer_base import encoder_tag, yuv420_coding
 from vidcolor.pipelines.overlap import cpu_threads_for, run_stages
 from vidcolor.stages.base import Chunk, Stage, StageContext
 from vidcolor.styles import Style, get_style
@@ -274,7 +274,7 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
     stages = style_obj.build(StageContext(device=dev, overrides=dict(overrides or {})))
     settings = [s.describe() for s in stages]
     tags = {"version": __version__, "style": style_obj.name, "stages": settings,
-            "encoder": {"backend": encoder, "codec": codec, "crf": crf}}
+            "encoder": encoder_tag(encoder, codec, crf, encoder_options)}
     # 4. stream
     frames_done = 0
     plan = frame_plan(stages, dev, encoder, codec, pix_fmt, meta)

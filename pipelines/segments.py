@@ -45,9 +45,17 @@ import torch
 
 from vidcolor import __version__
 from vidcolor.errors import InputError, ProcessingError
-from vidcolor.io.containers import FORMATS, check_output_path, output_format, part_path, provenance_tags
+from vidcolor.io.containers import (
+    FORMATS,
+    check_output_path,
+    output_format,
+    output_metadata,
+    part_path,
+    video_codec_tag,
+)
 from vidcolor.io.probe import VideoMeta, probe
 from vidcolor.io.reader import FrameChunk, VideoReader
+from vidcolor.io.writer_base import encoder_tag
 from vidcolor.stages.base import Chunk, Stage, StageContext
 from vidcolor.styles import Style, get_style
 
@@ -141,7 +149,7 @@ class EncodeSettings:
 
     def tags(self, stages: list[Stage]) -> dict[str, Any]:
         return {"version": __version__, "style": self.style.name, "stages": [s.describe() for s in stages],
-                "encoder": {"backend": self.encoder, "codec": self.codec, "crf": self.crf}}
+                "encoder": encoder_tag(self.encoder, self.codec, self.crf, self.encoder_options)}
 
 
 # -- the work folder ---------------------------------------------------------------------------------
@@ -401,7 +409,9 @@ def join_segments(segments: list[Segment], work: Path, output: Path, meta: Video
         with av.open(str(work / segments[0].file)) as first:
             ostream = oc.add_stream_from_template(first.streams.video[0])
         ostream.time_base = meta.time_base
-        for k, v in provenance_tags(tags or {}).items():
+        if codec_tag := video_codec_tag(fmt, ostream.codec_context.name):
+            ostream.codec_context.codec_tag = codec_tag
+        for k, v in output_metadata(meta.tags, tags, meta.path).items():
             oc.metadata[k] = v
         copy = _CopyStreams(Path(streams_from), oc, fmt, warnings) if streams_from else None
         last_dts: int | None = None

@@ -183,3 +183,41 @@ def test_unknown_encoder_option_rejected_before_writing(tmp_path, backend):
 def test_known_encoder_options_pass(tmp_path, backend, codec, options):
     src = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
     WRITERS[backend](tmp_path / "out.mkv", probe(src), codec=codec, options=options)  # checked on construction
+
+
+@pytest.mark.parametrize("resumable", [False, True])
+def test_run_provenance_and_hvc1(tmp_path, resumable):
+    """``run`` and the resumable run's segment join write the same tags and the hvc1 tag."""
+    from vidcolor.pipelines.run import run
+    from vidcolor.pipelines.segments import run_resumable
+
+    src = tagged_clip(tmp_path / "in.mp4", tags={"title": "My Film"}, frames=12)
+    out = tmp_path / "out.mp4"
+    kwargs = {"codec": "libx265", "crf": 30, "encoder_options": {"preset": "ultrafast"}}
+    if resumable:
+        run_resumable(src, out, "sepia", segment_frames=8, **kwargs)
+    else:
+        run(src, out, "sepia", resumable=False, **kwargs)
+    with av.open(str(out)) as c:
+        tags = lower(c.metadata)
+        assert c.streams.video[0].codec_context.codec_tag == "hvc1"
+    assert tags["title"] == "My Film"
+    assert json.loads(tags["vidcolor_input"])["name"] == "in.mp4"
+    enc = json.loads(tags["vidcolor_encoder"])
+    assert enc["crf"] == 30 and enc["options"]["preset"] == "ultrafast" and enc["codec"] == "libx265"
+    assert len(json.loads(tags["vidcolor_stages"])) >= 1  # each stage's describe(), weights included
+
+
+@pytest.mark.parametrize("encoder", WRITERS)
+def test_cli_rejects_unknown_encoder_option(tmp_path, encoder):
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+
+    src = make_clip(tmp_path / "in.mp4", frames=4, audio=False)
+    out = tmp_path / "out.mp4"
+    r = CliRunner().invoke(main, ["-q", "run", str(src), "--style", "sepia", "-o", str(out), "--encoder", encoder,
+                                  "-e", "bogus=1"])
+    assert r.exit_code == 2, r.output
+    assert "vidcolor: error: -e bogus=1: libx264 has no option 'bogus'" in r.output
+    assert "Traceback" not in r.output and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
