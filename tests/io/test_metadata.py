@@ -70,7 +70,7 @@ def test_container_and_stream_tags_kept_under_provenance(tmp_path, backend, ext)
                                                  "comment": "scanned from 35 mm", "vidcolor_style": "old run"},
                       audio_tags={"language": "fra", "title": "Stereo mix"})
     out = tmp_path / f"out{ext}"
-    stages = [{"name": "grade", "weights_sha256": "ab" * 32, "settings": {"x": "y" * 2000}}]  # a long JSON tag
+    stages = [{"name": "grade", "weights_sha256": "ab" * 32, "settings": {"x": "y" * 10000}}]  # a long JSON tag
     copy_video(src, out, backend, tags={"version": "t", "style": "sepia", "stages": stages})
     with av.open(str(out)) as c:
         tags = lower(c.metadata)
@@ -105,15 +105,15 @@ def test_encoder_tag_has_options_and_crf_only_where_used():
 
 @pytest.mark.parametrize("backend", WRITERS)
 @pytest.mark.parametrize("ext", [".mp4", ".mov"])
-@pytest.mark.parametrize("scodec", ["srt", "ass"])
+@pytest.mark.parametrize("scodec", ["srt", "ass", "webvtt"])
 def test_text_subtitles_become_mov_text(tmp_path, backend, ext, scodec):
     base = make_clip(tmp_path / "base.mkv", frames=24)
     src = add_subtitles(base, tmp_path / "subs.mkv")
-    if scodec == "ass":
+    if scodec != "srt":
         import subprocess
 
-        srt_src, src = src, tmp_path / "subs_ass.mkv"
-        subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(srt_src), "-map", "0", "-c", "copy", "-c:s", "ass",
+        srt_src, src = src, tmp_path / f"subs_{scodec}.mkv"
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(srt_src), "-map", "0", "-c", "copy", "-c:s", scodec,
                         str(src)], check=True)
     out = tmp_path / f"out{ext}"
     w = copy_video(src, out, backend)
