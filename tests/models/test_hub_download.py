@@ -79,3 +79,103 @@ def test_unreachable_host(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="cannot connect"):
         download(f"http://127.0.0.1:{port}/w.pth", tmp_path / "w.pth", progress=False, timeout=5)
     _assert_clean(tmp_path)
+
+
+# -- pull: pinned digests, trust on first use ------------------------------------------------------------
+def _checkpoint_bytes(tmp_path: Path, seed: int) -> bytes:
+    import torch
+    from reference_layouts import cyclegan_resnet, make_state_dict
+
+    path = tmp_path / f"ckpt{seed}.pth"
+    torch.save(make_state_dict(cyclegan_resnet(3, 3, 4, 2, "instance_old"), seed=seed), path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def test_entry(http_server, monkeypatch):
+    """``make(**fields)``: registers ``style_test`` (a tiny CycleGAN generator served at ``/style_test.pth``)."""
+    from vidcolor.models import weights as W
+
+    url, _ = http_server
+
+    def make(**fields) -> W.WeightsEntry:
+        entry = W.WeightsEntry(name="style_test", arch="resnet", task="stylize",
+                               kwargs={"input_nc": 3, "output_nc": 3, "ngf": 4, "norm": "instance", "n_blocks": 2},
+                               url=f"{url}/style_test.pth", meta={"params": 0}, **fields)
+        monkeypatch.setitem(W.WEIGHTS, "style_test", entry)
+        return entry
+
+    return make
+
+
+def test_first_download_is_recorded_and_a_changed_file_is_then_refused(http_server, test_entry, tmp_path: Path,
+                                                                        vidcolor_home: Path) -> None:
+    from vidcolor.models.importers import checksum_file, checksum_status, pull_weights
+    from vidcolor.models.pretrained import load_pretrained
+
+    _, files = http_server
+    test_entry()
+    assert checksum_status("style_test")["text"] == ("not downloaded yet: checksum will be recorded on first "
+                                                     "download (not pinned)")
+    first = files["/style_test.pth"] = _checkpoint_bytes(tmp_path, seed=0)
+    digest = hashlib.sha256(first).hexdigest()
+    result, check = pull_weights("style_test", progress=False)
+    assert check == "first" and result.sha256 == digest
+    record = checksum_file("style_test")
+    assert record.read_text() == f"{digest}  style_test.pth\n"  # sha256sum format
+    status = checksum_status("style_test")
+    assert status["kind"] == "recorded" and status["text"].startswith(f"sha256 recorded on first download: {digest}")
+    # the same file again: checked against the record
+    assert pull_weights("style_test", force=True, progress=False)[1] == "recorded"
+    installed = (result.folder / "weights.safetensors").read_bytes()
+
+    files["/style_test.pth"] = _checkpoint_bytes(tmp_path, seed=1)  # the server now serves another file
+    with pytest.raises(WeightsError, match=f"differs from the one recorded on the first download \\({digest}") as err:
+        pull_weights("style_test", force=True, progress=False)
+    assert "\n" not in str(err.value) and "nothing was kept" in str(err.value)
+    assert (result.folder / "weights.safetensors").read_bytes() == installed  # the verified weights stay
+    assert record.read_text() == f"{digest}  style_test.pth\n"
+    _assert_clean(vidcolor_home / "weights" / "downloads")
+    load_pretrained("style_test")
+
+
+def test_a_first_download_that_does_not_convert_is_not_recorded(http_server, test_entry, vidcolor_home: Path) -> None:
+    from vidcolor.models.importers import checksum_file, pull_weights
+
+    _, files = http_server
+    test_entry()
+    files["/style_test.pth"] = b"not a checkpoint"
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+        pull_weights("style_test", progress=False)
+    assert not checksum_file("style_test").exists() and not (vidcolor_home / "weights" / "style_test").exists()
+
+
+def test_pinned_digest_match_and_mismatch(http_server, test_entry, tmp_path: Path, vidcolor_home: Path) -> None:
+    from vidcolor.models.importers import checksum_file, checksum_status, pull_weights
+
+    _, files = http_server
+    payload = files["/style_test.pth"] = _checkpoint_bytes(tmp_path, seed=0)
+    digest = hashlib.sha256(payload).hexdigest()
+    test_entry(sha256="0" * 64)
+    assert checksum_status("style_test")["text"] == f"sha256 pinned: {'0' * 64}"
+    with pytest.raises(WeightsError, match=f"sha256 mismatch \\(expected {'0' * 64}, got {digest}\\)") as err:
+        pull_weights("style_test", progress=False)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    assert sorted(p.name for p in (vidcolor_home / "weights").iterdir()) == ["downloads"]
+    _assert_clean(vidcolor_home / "weights" / "downloads")
+
+    test_entry(sha256=digest)
+    assert pull_weights("style_test", progress=False)[1] == "pinned"
+    assert not checksum_file("style_test").exists()  # a pinned digest needs no record
+
+    # only a published prefix (torch.hub file names): checked, and the full digest recorded
+    import shutil
+
+    shutil.rmtree(vidcolor_home / "weights" / "style_test")
+    test_entry(sha256_prefix="0" * 8)
+    with pytest.raises(WeightsError, match="expected a digest starting 00000000"):
+        pull_weights("style_test", force=True, progress=False)
+    test_entry(sha256_prefix=digest[:8])
+    assert pull_weights("style_test", force=True, progress=False)[1] == "prefix"
+    assert checksum_file("style_test").read_text().split()[0] == digest
+    assert checksum_status("style_test")["kind"] == "recorded"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
 from reference_layouts import cyclegan_resnet, make_state_dict
@@ -25,9 +26,23 @@ def test_list_and_info_json(vidcolor_home: Path) -> None:
     res = invoke("models", "info", "colorize-eccv16", "--json")
     info = json.loads(res.output)
     assert info["entry"]["sha256_prefix"] == "9b330a0b" and info["entry"]["sha256"] is None
+    assert info["checksum"]["kind"] == "pending"
     assert invoke("models", "list").exit_code == 0  # rich table
     res = invoke("models", "info", "nope")
     assert res.exit_code == 2 and "unknown weights 'nope'" in res.output
+
+
+def test_info_says_how_each_model_is_checked(vidcolor_home: Path) -> None:
+    from vidcolor.models.weights import WEIGHTS
+
+    out = invoke("models", "info", "colorize").output
+    assert f"sha256 pinned: {WEIGHTS['colorize'].sha256}" in out
+    out = invoke("models", "info", "style_monet").output
+    assert "not downloaded yet: checksum will be recorded on first download (not pinned)" in out
+    out = invoke("models", "info", "colorize-eccv16").output
+    assert "checksum will be recorded on first download (not pinned)" in out and "prefix 9b330a0b" in out
+    rows = {r["name"]: r for r in json.loads(invoke("models", "list", "--json").output)}
+    assert rows["colorize"]["checksum"] == "pinned" and rows["style_monet"]["checksum"] == "pending"
 
 
 def test_import_then_list(tmp_path: Path, vidcolor_home: Path) -> None:
@@ -40,6 +55,72 @@ def test_import_then_list(tmp_path: Path, vidcolor_home: Path) -> None:
     assert rows["mine"]["source"] == "imported" and rows["mine"]["status"] == "installed"
     res = invoke("models", "import", str(ckpt), "--arch", "unet_256", "--name", "wrong")
     assert res.exit_code == 2 and "missing keys" in res.output
+    out = invoke("models", "info", "mine").output
+    assert "weights.safetensors sha256 recorded when written:" in out and "imported from a file with sha256" in out
+
+
+def test_import_refuses_reserved_names_and_needs_force_to_replace(tmp_path: Path, vidcolor_home: Path) -> None:
+    ckpt = tmp_path / "latest_net_G.pth"
+    torch.save(make_state_dict(cyclegan_resnet(3, 3, 4, 2, "instance")), ckpt)
+    for name in ("colorize", "style_monet", "noir"):
+        res = invoke("models", "import", str(ckpt), "--arch", "resnet_9blocks", "--name", name, "--force")
+        assert res.exit_code == 2, res.output
+        assert res.output.startswith(f"vidcolor: error: --name '{name}' is reserved: ")
+        assert res.output.count("\n") == 1 and f"--name my_{name}" in res.output
+    assert not (vidcolor_home / "weights").exists() and not (vidcolor_home / "styles").exists()
+    rows = {r["name"]: r for r in json.loads(invoke("models", "list", "--json").output)}
+    assert rows["style_monet"]["status"] == "not downloaded"
+    assert invoke("models", "import", str(ckpt), "--name", "mine").exit_code == 0
+    res = invoke("models", "import", str(ckpt), "--name", "mine")
+    assert res.exit_code == 2 and "exists already" in res.output and "--force" in res.output
+    assert invoke("models", "import", str(ckpt), "--name", "mine", "--force").exit_code == 0
+
+
+def test_failed_pull_prints_an_import_command_that_works(http_server, tmp_path: Path, vidcolor_home: Path,
+                                                         monkeypatch) -> None:
+    import dataclasses
+    import shlex
+
+    from vidcolor.models import weights as W
+    from vidcolor.stages import StageContext
+    from vidcolor.styles import get_style
+
+    url, _ = http_server  # serves nothing: every download is a 404, as offline
+    entry = dataclasses.replace(W.WEIGHTS["style_monet"], url=f"{url}/style_monet.pth")
+    monkeypatch.setitem(W.WEIGHTS, "style_monet", entry)
+    res = invoke("models", "pull", "style_monet")
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    prefix = (f"vidcolor: error: cannot download style_monet from {url}/style_monet.pth: HTTP 404 Not Found. "
+              "If you have the file, import it: ")
+    assert res.output.startswith(prefix), res.output
+    command, then = res.output[len(prefix):].strip().split(" (then: ")
+    assert command == ("vidcolor models import style_monet.pth --arch resnet_9blocks --task stylize "
+                       "--name my_style_monet")
+    assert then == "vidcolor run VIDEO --style style-monet --weights my_style_monet)"
+    # the published file's layout (resnet_9blocks, pre-0.4 instance norm buffers), small ngf
+    monkeypatch.chdir(tmp_path)
+    torch.save(make_state_dict(cyclegan_resnet(3, 3, 4, 9, "instance_old")), tmp_path / "style_monet.pth")
+    res = invoke(*shlex.split(command)[1:])
+    assert res.exit_code == 0, res.output
+    stages = get_style("style-monet").build(StageContext(overrides={"weights": "my_style_monet", "render_size": 32}))
+    assert stages[0].describe()["weights"] == "my_style_monet"
+
+
+@pytest.mark.parametrize("name", ["colorize-eccv16", "colorize-siggraph17", "style_monet", "style_vangogh",
+                                  "style_cezanne", "style_ukiyoe"])
+def test_import_command_matches_each_downloadable_model(name: str) -> None:
+    import shlex
+
+    from vidcolor.models.importers import import_command, parse_arch
+    from vidcolor.models.weights import WEIGHTS, reserved_name
+
+    entry = WEIGHTS[name]
+    args = shlex.split(import_command(entry))
+    assert args[:3] == ["vidcolor", "models", "import"] and args[3] == entry.url.rsplit("/", 1)[1]
+    opts = dict(zip(args[4::2], args[5::2]))
+    arch, fixed = parse_arch(opts["--arch"])
+    assert arch == entry.arch and fixed.items() <= entry.kwargs.items()
+    assert opts["--task"] == entry.task and reserved_name(opts["--name"]) is None
 
 
 def test_pull_from_local_server(http_server, tmp_path: Path, vidcolor_home: Path, monkeypatch) -> None:
@@ -59,6 +140,8 @@ def test_pull_from_local_server(http_server, tmp_path: Path, vidcolor_home: Path
     folder = vidcolor_home / "weights" / "style_test"
     cfg = json.loads((folder / "config.json").read_text())
     assert cfg["meta"]["sha256_verified"] is False and len(cfg["meta"]["source_sha256"]) == 64
+    out = invoke("models", "info", "style_test").output
+    assert f"sha256 recorded on first download: {cfg['meta']['source_sha256']}" in out
     assert not list((vidcolor_home / "weights" / "downloads").iterdir())  # raw file removed
     res = invoke("models", "pull", "style_test")
     assert res.exit_code == 2 and "--force" in res.output

@@ -50,3 +50,44 @@ def test_export_refuses_builtin_names_and_missing_runs(tmp_path):
     assert res.returncode == 2 and "built-in" in res.stderr
     res = vidcolor(["train", "export", str(tmp_path), "--name", "mine"], env=env(VIDCOLOR_HOME=str(tmp_path)))
     assert res.returncode == 2 and "no checkpoints" in res.stderr
+
+
+def _fake_run(monkeypatch) -> None:
+    """``load_run`` returning a tiny untrained colorizer of the colorize_tiny recipe (no training needed)."""
+    from vidcolor.training import export
+    from vidcolor.training.objectives import generator_kwargs
+    from vidcolor.training.recipe import find_recipe, load_recipe
+
+    from vidcolor.models.registry import build_model
+
+    recipe = load_recipe(find_recipe("colorize_tiny"), {"model.kwargs": "{num_downs = 5, ngf = 4}"})
+    net = build_model(recipe.model.arch, **generator_kwargs(recipe)).eval()
+    monkeypatch.setattr(export, "load_run", lambda run_dir, step=None: (net, recipe, {"step": 3}))
+
+
+def test_export_refuses_registry_names_and_replaces_only_with_force(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("VIDCOLOR_HOME", str(home))
+    _fake_run(monkeypatch)
+
+    def export(*args):
+        return CliRunner().invoke(main, ["train", "export", str(tmp_path), *args])
+
+    # a downloadable model's name would make this export show as the installed registry model;
+    # the shipped colorizer's name would be shadowed by the package
+    for name in ("style_monet", "colorize", "colorize-eccv16", "style-vangogh"):
+        res = export("--name", name)
+        assert res.exit_code == 2 and f"--name '{name}' is reserved" in res.output, res.output
+        assert f"--name my_{name}" in res.output
+    assert not home.exists()
+    assert export("--name", "mine").exit_code == 0
+    weights = home / "weights/mine/weights.safetensors"
+    first = weights.read_bytes()
+    res = export("--name", "mine")  # one's own earlier export is not replaced silently
+    assert res.exit_code == 2 and "exists already" in res.output and "--force" in res.output
+    assert weights.read_bytes() == first
+    assert export("--name", "mine", "--force").exit_code == 0

@@ -77,9 +77,17 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch wraps every failure in the same preamble; the line that says what happened is inside
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        said = [line for line in lines if not line.startswith(("Weights only load failed", "Please file",
+                                                                 "Check the documentation"))]
+        detail = (said or lines or [type(exc).__name__])[0]
+        with open(path, "rb") as f:
+            pickled = f.read(1) == b"\x80"  # a bare pickle (protocol >= 2) rather than torch's zip or junk
+        if "GLOBAL" not in detail and not pickled:  # no Python objects in sight: junk or a damaged file
+            raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail[:160]})") from None
         raise WeightsError(f"{path}: refused: the file holds Python objects, not only tensors, and vidcolor loads "
-                           f"checkpoints with torch.load(weights_only=True) ({first[:160]})") from None
+                           f"checkpoints with torch.load(weights_only=True) ({detail[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0][:160]})") from None
     for key in ("state_dict", "model", "netG"):

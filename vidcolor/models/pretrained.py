@@ -155,7 +155,8 @@ def resolve_weights(name_or_path: str | Path) -> Path:
     if entry.package:
         raise WeightsError(f"weights {text!r} are not installed: {package_dir() / text} is missing (they ship with a "
                            f"later vidcolor release); meanwhile run `vidcolor models pull colorize-eccv16` and use "
-                           f"--style colorize-eccv16, or `vidcolor models import CHECKPOINT --name {text} ...`")
+                           f"--style colorize-eccv16, or `vidcolor models import CHECKPOINT --name my_{text} ...` and "
+                           f"--weights my_{text}")
     raise WeightsError(f"weights {text!r} are not downloaded yet: run `vidcolor models pull {text}` "
                        f"(fetches {entry.url})")
 
