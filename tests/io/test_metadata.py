@@ -221,3 +221,23 @@ def test_cli_rejects_unknown_encoder_option(tmp_path, encoder):
     assert r.exit_code == 2, r.output
     assert "vidcolor: error: -e bogus=1: libx264 has no option 'bogus'" in r.output
     assert "Traceback" not in r.output and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_ffmpeg_backend_checks_encoders_pyav_lacks(tmp_path):
+    """Encoders only the ffmpeg binary has (hardware ones, rav1e here) are checked with ``ffmpeg -h encoder=``."""
+    from vidcolor.io.ffmpeg_writer import FFmpegWriter, ffmpeg_option_names
+    from vidcolor.io.writer_base import pyav_option_names
+
+    if pyav_option_names("librav1e") is not None:
+        pytest.skip("PyAV has librav1e here")
+    try:
+        private, generic = ffmpeg_option_names("librav1e")
+    except InputError:
+        pytest.skip("this ffmpeg has no librav1e")
+    assert "rav1e-params" in private and "g" in generic
+    meta = probe(make_clip(tmp_path / "in.mp4", frames=2, audio=False))
+    FFmpegWriter(tmp_path / "out.mkv", meta, codec="librav1e", crf=None, options={"speed": "10", "g": "12"})
+    with pytest.raises(InputError, match="librav1e has no option 'bogus'"):
+        FFmpegWriter(tmp_path / "out.mkv", meta, codec="librav1e", crf=None, options={"bogus": "1"})
+    with pytest.raises(InputError, match="'nonesuch' is not available"):
+        FFmpegWriter(tmp_path / "out.mkv", meta, codec="nonesuch", crf=None)
