@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             _vidcolor(["train", "--resume", "--out", str(run)])
         else:
             _vidcolor(["train", str(config), "--out", str(run), *sets])
-        _vidcolor(["train", "export", str(run), "--name", export_name])
+        _vidcolor(["train", "export", str(run), "--name", export_name, "--force"])  # re-runs refresh each export
         last = run
     if last is None:
         raise SystemExit("train_colorizer: no stage to run (--stages 0)")
