@@ -137,6 +137,13 @@ def test_first_download_is_recorded_and_a_changed_file_is_then_refused(http_serv
     assert record.read_text() == f"{digest}  style_test.pth\n"
     _assert_clean(vidcolor_home / "weights" / "downloads")
     load_pretrained("style_test")
+    # a folder pulled before checksum files existed: its config's source digest is the record
+    record.unlink()
+    with pytest.raises(WeightsError, match=f"\\({digest}, {result.folder}\\).*delete {result.folder} to trust"):
+        pull_weights("style_test", force=True, progress=False)
+    files["/style_test.pth"] = first
+    assert pull_weights("style_test", force=True, progress=False)[1] == "recorded"
+    assert record.read_text() == f"{digest}  style_test.pth\n"  # moved to its own file
 
 
 def test_a_first_download_that_does_not_convert_is_not_recorded(http_server, test_entry, vidcolor_home: Path) -> None:

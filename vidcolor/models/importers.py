@@ -323,22 +323,30 @@ def checksum_file(name: str) -> Path:
 
 
 def recorded_sha256(name: str) -> str | None:
-    """The sha256 recorded on ``name``'s first download: the checksum file, else the ``source_sha256``
-    in the config of a folder pulled before such files were written; None when nothing was recorded."""
+    """The sha256 recorded on ``name``'s first download, or None when nothing was recorded."""
+    found = _recorded(name)
+    return found[0] if found else None
+
+
+def _recorded(name: str) -> tuple[str, Path] | None:
+    """``(sha256, where)``: the checksum file, else the ``source_sha256`` of a folder that ``pull``
+    wrote before checksum files existed (an import under that name is no record of the download)."""
+    path = checksum_file(name)
     try:
-        text = checksum_file(name).read_text(encoding="utf-8").split()
+        text = path.read_text(encoding="utf-8").split()
     except (OSError, UnicodeDecodeError):
         text = []
     if text and re.fullmatch(r"[0-9a-fA-F]{64}", text[0]):
-        return text[0].lower()
+        return text[0].lower(), path
     folder = cache_dir() / name
     if is_weights_folder(folder):
         try:
-            digest = read_config(folder).get("meta", {}).get("source_sha256")
+            meta = read_config(folder).get("meta", {})
         except WeightsError:
             return None
-        if isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-            return digest.lower()
+        digest = meta.get("source_sha256")
+        if meta.get("source_url") and isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            return digest.lower(), folder
     return None
 
 
@@ -400,7 +408,8 @@ def pull_weights(name: str, *, force: bool = False, progress: bool | None = None
         raise WeightsError(f"weights {name!r} ship inside the vidcolor package, there is nothing to download")
     if is_weights_folder(cache_dir() / name) and not force:
         raise WeightsError(f"weights {name!r} are already in {cache_dir() / name}; pass --force to download again")
-    recorded = None if entry.sha256 else recorded_sha256(name)
+    found = None if entry.sha256 else _recorded(name)
+    recorded, where = found if found else (None, None)
     raw = cache_dir() / "downloads" / str(entry.filename)
     try:
         try:
@@ -414,15 +423,16 @@ def pull_weights(name: str, *, force: bool = False, progress: bool | None = None
                                f"it: {hint}{then}") from None
         if recorded and digest != recorded:
             raise WeightsError(f"download of {entry.url}: sha256 {digest} differs from the one recorded on the first "
-                               f"download ({recorded}, {checksum_file(name)}): the file on the server changed or was "
-                               f"replaced; nothing was kept (delete {checksum_file(name)} to trust the new file)")
+                               f"download ({recorded}, {where}): the file on the server changed or was replaced; "
+                               f"nothing was kept (delete {where} to trust the new file)")
         check = "pinned" if entry.sha256 else "recorded" if recorded else "prefix" if entry.sha256_prefix else "first"
         cfg = entry.config()
         result = _convert_into(raw, name=name, arch=entry.arch, task=entry.task, kwargs=entry.kwargs,
                                l_norm=cfg.get("l_norm"), ab_scale=cfg.get("ab_scale"),
                                meta={**cfg["meta"], "sha256_verified": check != "first", "sha256_check": check},
                                style=False)
-        if not entry.sha256 and not recorded:  # only a file that converted is trusted
+        # only a file that converted is trusted; a record kept in an older pull's folder moves to its file
+        if not entry.sha256 and where != checksum_file(name):
             _record_sha256(name, digest, str(entry.filename))
     finally:
         raw.unlink(missing_ok=True)
