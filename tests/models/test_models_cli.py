@@ -70,6 +70,13 @@ def test_import_refuses_reserved_names_and_needs_force_to_replace(tmp_path: Path
     assert not (vidcolor_home / "weights").exists() and not (vidcolor_home / "styles").exists()
     rows = {r["name"]: r for r in json.loads(invoke("models", "list", "--json").output)}
     assert rows["style_monet"]["status"] == "not downloaded"
+    # a registry name taken by a hand import (older versions allowed it) is not shown as the model
+    from vidcolor.models.importers import _convert_into
+
+    _convert_into(ckpt, name="style_monet", arch="resnet", task="stylize", kwargs=None, l_norm=None, ab_scale=None,
+                  meta=None, style=False)
+    rows = {r["name"]: r for r in json.loads(invoke("models", "list", "--json").output)}
+    assert rows["style_monet"]["status"] == "imported, not pulled"
     assert invoke("models", "import", str(ckpt), "--name", "mine").exit_code == 0
     res = invoke("models", "import", str(ckpt), "--name", "mine")
     assert res.exit_code == 2 and "exists already" in res.output and "--force" in res.output

@@ -24,13 +24,20 @@ def models() -> None:
 
 
 def _status(name: str) -> tuple[str, str | None]:
-    """("installed" | "missing" | "not downloaded", folder or None)."""
+    """("installed" | "imported, not pulled" | "missing" | "not downloaded", folder or None).
+
+    "imported, not pulled": a downloadable model's name holding a file imported by hand (older
+    vidcolor versions allowed it), not the registry's download."""
     from vidcolor.errors import WeightsError
-    from vidcolor.models.pretrained import resolve_weights
+    from vidcolor.models.pretrained import read_config, resolve_weights
     from vidcolor.models.weights import WEIGHTS
 
     try:
-        return "installed", str(resolve_weights(name))
+        folder = resolve_weights(name)
+        entry = WEIGHTS.get(name)
+        if entry is not None and entry.url and not read_config(folder).get("meta", {}).get("source_url"):
+            return "imported, not pulled", str(folder)
+        return "installed", str(folder)
     except WeightsError:
         entry = WEIGHTS.get(name)
         return ("missing" if entry is not None and entry.package else "not downloaded"), None
