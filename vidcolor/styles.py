@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import tomllib
@@ -24,6 +24,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from vidcolor.errors import InputError
+
+if TYPE_CHECKING:  # the stages import torch: only when a style is built
+    from vidcolor.stages.base import Stage, StageContext
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,41 @@ class Style:
     stages: list[dict[str, Any]] = field(default_factory=list)
     path: str | None = None
 
-    def build(self, ctx: "StageContext") -> list["Stage"]:  # noqa: F821
+    def check(self, overrides: dict[str, Any] | None = None) -> None:
+        """Raise a one-line ``InputError`` for a stage table with an unknown type, an unknown key or a
+        bad value (naming the file, the stage and the key), or for an override (a CLI setting such as
+        ``temporal``) that no stage of this style reads: a setting is never ignored without a word."""
+        import vidcolor.stages  # noqa: F401  (registers the built-in stages)
+        from vidcolor.stages.base import STAGES
+
+        where = self.path or f"style {self.name!r}"
+        read: set[str] = set()
+        for i, spec in enumerate(self.stages, 1):
+            table = {k: v for k, v in spec.items() if k != "type"}
+            kind = spec.get("type")
+            if kind not in STAGES:
+                raise InputError(f"{where}: [[stages]] {i}: unknown stage type {kind!r} "
+                                 f"(known: {', '.join(sorted(STAGES))})")
+            try:
+                STAGES[kind].check_table(table)
+            except InputError as exc:
+                raise InputError(f"{where}: [[stages]] {i} ({kind}): {exc}") from None
+            read |= STAGES[kind].reads_overrides(table)
+        for key, value in (overrides or {}).items():
+            if value is None or value is False or key in read:  # None / False: not asked for
+                continue
+            users = [cls.override_use(key) for _, cls in sorted(STAGES.items()) if key in cls.overrides]
+            kinds = ", ".join(str(st.get("type")) for st in self.stages)
+            option = "--" + key.replace("_", "-")
+            raise InputError(f"{option} does not apply to style {self.name!r} (its stages: {kinds})"
+                             + (f"; it applies to styles with {' or '.join(users)}" if users else ""))
+
+    def build(self, ctx: StageContext) -> list[Stage]:
+        """The style's stages, after ``check`` (so a bad value or an unused override fails before any
+        model is loaded or frame decoded)."""
         from vidcolor.stages.base import StageContext, build_stage
 
+        self.check(ctx.overrides)
         ctx = StageContext(device=ctx.device, overrides=ctx.overrides,
                            style_dir=str(Path(self.path).parent) if self.path else None)
         return [build_stage(spec, ctx) for spec in self.stages]

@@ -86,3 +86,78 @@ def test_a_noir_run_grades_the_decoded_frames_without_float_conversion(tmp_path:
 
     a, b = decode(ref_out), decode(out)
     assert a.shape == b.shape and np.abs(a - b).mean() < 0.05  # the same frames into the same encoder
+
+
+def _cube(path: Path, n: int = 2, head: str = "", rows: list[str] | None = None) -> Path:
+    g = np.linspace(0, 1, n)
+    body = rows if rows is not None else [f"{r} {gg} {b}" for b in g for gg in g for r in g]
+    path.write_text(f"{head}LUT_3D_SIZE {n}\n" + "\n".join(body) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case,message", [
+    ("nan row", "bad .cube line '0.0 nan 0.0' (row: numbers must be finite)"),
+    ("inf row", "bad .cube line '1e999 0.0 0.0' (row: numbers must be finite)"),
+    ("domain equal", "DOMAIN_MIN [0.0, 0.0, 0.0] must be below DOMAIN_MAX [1.0, 0.0, 1.0] on every channel"),
+    ("domain reversed", "DOMAIN_MIN [1.0, 1.0, 1.0] must be below DOMAIN_MAX [0.0, 0.0, 0.0]"),
+    ("domain nan", "(DOMAIN_MAX: numbers must be finite)"),
+    ("size 1", "LUT_3D_SIZE must be in [2, 256]"),
+    ("size 100000", "LUT_3D_SIZE must be in [2, 256]"),
+    ("rows missing", "LUT_3D_SIZE 2 needs 8 rows, found 7"),
+    ("binary", "not a .cube LUT (binary data, not text)"),
+])
+def test_read_cube_refuses_hostile_files(tmp_path: Path, case: str, message: str) -> None:
+    from vidcolor.errors import InputError
+    from vidcolor.stages.grade import read_cube
+
+    path = tmp_path / "x.cube"
+    good = [f"{r} {g} {b}" for b in (0.0, 1.0) for g in (0.0, 1.0) for r in (0.0, 1.0)]
+    if case == "nan row":
+        _cube(path, rows=good[:3] + ["0.0 nan 0.0"] + good[4:])
+    elif case == "inf row":
+        _cube(path, rows=["1e999 0.0 0.0"] + good[1:])
+    elif case == "domain equal":
+        _cube(path, head="DOMAIN_MIN 0 0 0\nDOMAIN_MAX 1 0 1\n")
+    elif case == "domain reversed":
+        _cube(path, head="DOMAIN_MIN 1 1 1\nDOMAIN_MAX 0 0 0\n")
+    elif case == "domain nan":
+        _cube(path, head="DOMAIN_MAX 1 nan 1\n")
+    elif case == "size 1":
+        _cube(path, n=1)
+    elif case == "size 100000":
+        path.write_text("LUT_3D_SIZE 100000\n0 0 0\n")
+    elif case == "rows missing":
+        _cube(path, rows=good[:7])
+    else:
+        path.write_bytes(b"\x00\x01LUT_3D_SIZE 2\x00" * 50)
+    with pytest.raises(InputError) as err:
+        read_cube(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value), err.value
+    assert "\n" not in str(err.value)
+
+
+def test_read_cube_keeps_long_bad_lines_short(tmp_path: Path) -> None:
+    from vidcolor.errors import InputError
+    from vidcolor.stages.grade import read_cube
+
+    path = _cube(tmp_path / "x.cube", rows=["0 0 " + "9" * 500])
+    with pytest.raises(InputError) as err:
+        read_cube(path)
+    assert len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"contrast": float("nan")}, "contrast must be a finite number"),
+    ({"contrast": float("inf")}, "contrast must be a finite number"),
+    ({"grain": float("inf")}, "grain"),
+    ({"grain": float("nan")}, "grain"),
+    ({"vignette": float("nan")}, "vignette"),
+    ({"preset": "sepia", "tint": (0.0, 0.0, 0.0)}, "tint must be three finite numbers"),
+    ({"preset": "sepia", "tint": (1.0, float("nan"), 0.5)}, "tint must be three finite numbers"),
+])
+def test_grade_refuses_non_finite_parameters(params: dict, message: str) -> None:
+    """The Python API too (the style check covers TOML files): no NaN reaches a frame."""
+    from vidcolor.errors import InputError
+
+    with pytest.raises((InputError, ValueError), match=message):
+        Grade(**params)

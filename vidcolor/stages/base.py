@@ -9,13 +9,18 @@ the same result however a video is cut into chunks: anything a stage needs from 
 ``state_dict()`` / ``load_state_dict()`` so resumable runs can restore it.
 
 Stages are registered by name with ``@register_stage("grade")`` and built from a style's TOML
-table with ``build_stage(spec, ctx)``; each stage class gets only its own table.
+table with ``build_stage(spec, ctx)``; each stage class gets only its own table, checked first against
+the class's ``style_keys`` (type and range of every key; unknown keys are refused by name). A class
+declares in ``overrides`` the CLI settings (``ctx.overrides``) it can read, so a style can refuse the
+ones none of its stages reads.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -50,7 +55,7 @@ class Chunk:
     def __len__(self) -> int:
         return int(self.frames.shape[0])
 
-    def with_frames(self, frames: torch.Tensor) -> "Chunk":
+    def with_frames(self, frames: torch.Tensor) -> Chunk:
         return replace(self, frames=frames)
 
 
@@ -62,15 +67,102 @@ class StageContext:
     ``flow``, ``weights``...); each stage documents the keys it reads.
     """
 
-    device: torch.device = torch.device("cpu")
+    device: torch.device = torch.device("cpu")  # noqa: RUF009  (immutable)
     overrides: dict[str, Any] = field(default_factory=dict)
     style_dir: str | None = None  # folder of the style file, for resolving relative paths
 
 
+@dataclass(frozen=True)
+class Param:
+    """Type and range of one key of a stage's style table.
+
+    ``kind``: ``float`` (ints accepted; NaN and infinities never), ``int``, ``bool``, ``str`` or
+    ``tuple`` (three numbers, e.g. a colour); ``lo``/``hi``: closed range of a number (of each
+    number of a tuple), ``lo_open`` excludes ``lo`` itself; ``choices``: the accepted strings.
+    """
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """None if ``value`` fits, else a message naming ``key``, the rule and the value."""
+        if isinstance(value, bool):
+            got = f"got {str(value).lower()}"  # as TOML spells it
+        else:
+            plain = isinstance(value, (int, float, str))
+            got = f"got {value!r}" + ("" if plain else f" ({type(value).__name__})")
+        if self.kind is bool:
+            return None if isinstance(value, bool) else f"{key} must be true or false, {got}"
+        if self.kind is str:
+            if not isinstance(value, str):
+                return f"{key} must be a string, {got}"
+            if self.choices and value not in self.choices:
+                return f"{key} must be one of {', '.join(self.choices)}, {got}"
+            return None
+        if self.kind is tuple:
+            if not isinstance(value, (list, tuple)) or len(value) != 3:
+                return f"{key} must be a list of three numbers, {got}"
+            return next((p for v in value if (p := self._number(key, v, float, got))), None)
+        return self._number(key, value, self.kind, got)
+
+    def _number(self, key: str, value: Any, kind: type, got: str) -> str | None:
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{key} must be an integer, {got}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{key} must be a number, {got}"
+        lo = "(" if self.lo_open else "["
+        span = f"{lo}{_fmt(self.lo)}, {_fmt(self.hi)}]" if self.lo is not None and self.hi is not None else ""
+        if not math.isfinite(value):
+            return f"{key} must be a finite number{' in ' + span if span else ''}, {got}"
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return f"{key} must be in {span}, {got}" if span else f"{key} must be >= {_fmt(self.lo)}, {got}"
+        if self.hi is not None and value > self.hi:
+            return f"{key} must be in {span}, {got}" if span else f"{key} must be <= {_fmt(self.hi)}, {got}"
+        return None
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else (str(int(x)) if float(x).is_integer() else str(x))
+
+
 class Stage:
-    """Base class. Subclasses implement ``process``; temporal ones also the state methods."""
+    """Base class. Subclasses implement ``process``; temporal ones also the state methods.
+
+    ``style_keys``: every key a style table may give this stage, with its type and range (empty:
+    the table goes to the constructor unchecked). ``overrides``: the ``ctx.overrides`` keys the
+    class can read; ``reads_overrides`` narrows them for one table (a ``lut`` grade reads ``lut``,
+    a ``sepia`` grade does not).
+    """
 
     name: ClassVar[str] = "stage"
+    style_keys: ClassVar[dict[str, Param]] = {}
+    overrides: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def reads_overrides(cls, table: dict[str, Any]) -> frozenset[str]:
+        """The ``ctx.overrides`` keys a stage built from ``table`` (its style table, no ``type``) reads."""
+        return cls.overrides
+
+    @classmethod
+    def override_use(cls, key: str) -> str:
+        """Which stages read override ``key``, for the error when a style has none: "a grade stage"."""
+        return f"a {cls.name} stage"
+
+    @classmethod
+    def check_table(cls, table: dict[str, Any]) -> None:
+        """Raise ``InputError`` naming the first unknown key or bad value of ``table`` (without ``type``)."""
+        if not cls.style_keys:
+            return
+        for key, value in table.items():
+            spec = cls.style_keys.get(key)
+            if spec is None:
+                raise InputError(f"unknown key {key!r} (known: {', '.join(sorted(cls.style_keys))})")
+            problem = spec.problem(key, value)
+            if problem:
+                raise InputError(problem)
 
     def process(self, chunk: Chunk) -> Chunk:
         raise NotImplementedError
@@ -93,10 +185,12 @@ class Stage:
         return {"stage": self.name}
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Stage":
+    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> Stage:
+        """The stage from its (checked) style table merged with the overrides it reads; a value the
+        constructor refuses is a usage error (exit 2)."""
         try:
             return cls(**params)  # type: ignore[call-arg]
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"stage {cls.name!r}: {exc}") from None
 
 
@@ -122,4 +216,13 @@ def build_stage(spec: dict[str, Any], ctx: StageContext) -> Stage:
     kind = params.pop("type", None)
     if kind not in STAGES:
         raise InputError(f"unknown stage type {kind!r} (known: {', '.join(sorted(STAGES))})")
-    return STAGES[kind].from_config(params, ctx)
+    cls = STAGES[kind]
+    read = cls.reads_overrides(params)
+    try:
+        cls.check_table(params)
+        # overrides that are also table keys (--render-size, --weights, --lut...) obey the same ranges
+        cls.check_table({k: v for k, v in ctx.overrides.items()
+                         if k in read and k in cls.style_keys and v is not None})
+    except InputError as exc:
+        raise InputError(f"stage {kind!r}: {exc}") from None
+    return cls.from_config(params, ctx)

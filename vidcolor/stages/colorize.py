@@ -25,7 +25,7 @@ the full-size RGB <-> Lab round trip, warp and blend (docs/architecture.md, "Sta
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,9 +34,9 @@ import torch.nn.functional as F
 from vidcolor.color import lab_to_rgb_keep_lightness, lightness_8bit, rgb_to_lightness
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import load_pretrained
-from vidcolor.models.runtime import (batches, pick_device, prepare_model, resize, resolve_precision, run_padded,
-                                     working_size)
-from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
+from vidcolor.models.runtime import (PRECISIONS, batches, pick_device, prepare_model, resize,
+                                     resolve_precision, run_padded, working_size)
+from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
 from vidcolor.stages.stabilize import Stabilize
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -156,6 +156,25 @@ class Colorize(Stage):
     style's stabilizer); device from ``ctx.device``.
     """
 
+    style_keys: ClassVar[dict[str, Param]] = {
+        "weights": Param(str), "render_size": Param(int, 8, 4096), "guided": Param(bool),
+        "batch_size": Param(int, 1, 256), "precision": Param(str, choices=PRECISIONS), "compile": Param(bool),
+        "temporal": Param(float, 0, 1), "flow": Param(str), "scene_cut": Param(float, 0, 1, lo_open=True),
+        "photo_tol": Param(float, 0, 1, lo_open=True), "flip_tta": Param(bool),
+        "tta_sigma": Param(float, 0, 10),
+    }
+    overrides: ClassVar[frozenset[str]] = frozenset({"weights", "render_size", "precision", "compile",
+                                                     "temporal", "flow"})
+
+    @classmethod
+    def reads_overrides(cls, table: dict[str, Any]) -> frozenset[str]:
+        # --temporal and --flow only when this stage is the style's stabilizer (its table sets temporal)
+        return cls.overrides if "temporal" in table else cls.overrides - {"temporal", "flow"}
+
+    @classmethod
+    def override_use(cls, key: str) -> str:
+        return "a colorize stage that sets temporal" if key in ("temporal", "flow") else "a colorize stage"
+
     def __init__(self, weights: str = "colorize", render_size: int = 256, guided: bool = True, batch_size: int = 4,
                  precision: str = "auto", device: str | torch.device | None = "cpu",
                  compile: bool = False, temporal: float = 0.0, flow: str = "auto", scene_cut: float = 0.35,
@@ -190,9 +209,7 @@ class Colorize(Stage):
 
     @classmethod
     def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Colorize":
-        keys = ["weights", "render_size", "precision", "compile"]
-        if "temporal" in params:  # this stage is the style's stabilizer: --temporal and --flow apply
-            keys += ["temporal", "flow"]
+        keys = cls.reads_overrides(params)
         params = {**params, **{k: ctx.overrides[k] for k in keys if ctx.overrides.get(k) is not None}}
         params.setdefault("device", ctx.device)
         try:

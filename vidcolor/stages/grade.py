@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from vidcolor.color import rgb_to_luma, to_uint8_cv2
 from vidcolor.errors import InputError
-from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
+from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
 
 
 def contrast_curve(x: torch.Tensor, contrast: float = 0.0, black: float = 0.0, white: float = 1.0,
@@ -35,8 +35,8 @@ def contrast_curve(x: torch.Tensor, contrast: float = 0.0, black: float = 0.0, w
     """
     if not 0.0 <= black < white <= 1.0:
         raise ValueError(f"need 0 <= black < white <= 1, got black={black}, white={white}")
-    if contrast < 0:
-        raise ValueError(f"contrast must be >= 0, got {contrast}")
+    if not (math.isfinite(contrast) and contrast >= 0):
+        raise ValueError(f"contrast must be a finite number >= 0, got {contrast}")
     scale = 1.0 / (white - black)
     if contrast <= 1e-6:
         y = x.mul_(scale) if inplace else x.mul(scale)
@@ -78,17 +78,33 @@ class Lut3D:
     title: str = ""
 
 
+MAX_LUT_SIZE = 256  # 256^3 rows is already a 400 MB text file; real LUTs use 17, 33 or 65
+
+
 def read_cube(path: str | Path) -> Lut3D:
-    """Parse an Adobe/Resolve ``.cube`` 3D LUT file."""
+    """Parse an Adobe/Resolve ``.cube`` 3D LUT file. Every number must be finite, ``LUT_3D_SIZE``
+    in [2, 256] with exactly size**3 rows, and ``DOMAIN_MIN`` < ``DOMAIN_MAX`` on each channel;
+    anything else is an ``InputError`` naming the file (and line)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise InputError(f"{path}: cannot read LUT ({exc.strerror or exc})") from None
+    if "\0" in text:
+        raise InputError(f"{path}: not a .cube LUT (binary data, not text)")
     size = None
     title = ""
     dmin, dmax = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     values: list[list[float]] = []
+
+    def numbers(fields: list[str], what: str) -> list[float]:
+        out = [float(v) for v in fields]
+        if len(out) != 3:
+            raise ValueError(f"{what}: expected three numbers")
+        if not all(math.isfinite(v) for v in out):
+            raise ValueError(f"{what}: numbers must be finite")
+        return out
+
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -99,24 +115,27 @@ def read_cube(path: str | Path) -> Lut3D:
                 title = line[5:].strip().strip('"')
             elif key == "LUT_3D_SIZE":
                 size = int(line.split()[1])
+                if not 2 <= size <= MAX_LUT_SIZE:
+                    raise ValueError(f"LUT_3D_SIZE must be in [2, {MAX_LUT_SIZE}]")
             elif key == "LUT_1D_SIZE":
                 raise InputError(f"{path}: 1D LUTs are not supported; give a 3D .cube LUT")
             elif key == "DOMAIN_MIN":
-                dmin = tuple(float(v) for v in line.split()[1:4])  # type: ignore[assignment]
+                dmin = tuple(numbers(line.split()[1:], "DOMAIN_MIN"))  # type: ignore[assignment]
             elif key == "DOMAIN_MAX":
-                dmax = tuple(float(v) for v in line.split()[1:4])  # type: ignore[assignment]
+                dmax = tuple(numbers(line.split()[1:], "DOMAIN_MAX"))  # type: ignore[assignment]
             elif key[0].isdigit() or key[0] in "-+.":
-                row = [float(v) for v in line.split()]
-                if len(row) != 3:
-                    raise ValueError("expected three numbers")
-                values.append(row)
+                values.append(numbers(line.split(), "row"))
             # other keywords (LUT_3D_INPUT_RANGE, comments from some tools) are ignored
         except (ValueError, IndexError) as exc:
-            raise InputError(f"{path}:{lineno}: bad .cube line {line!r} ({exc})") from None
+            shown = line if len(line) <= 60 else line[:60] + "..."
+            raise InputError(f"{path}:{lineno}: bad .cube line {shown!r} ({exc})") from None
     if size is None:
         raise InputError(f"{path}: not a 3D .cube LUT (no LUT_3D_SIZE line)")
-    if size < 2 or len(values) != size**3:
+    if len(values) != size**3:
         raise InputError(f"{path}: LUT_3D_SIZE {size} needs {size**3} rows, found {len(values)}")
+    if not all(lo < hi for lo, hi in zip(dmin, dmax)):
+        raise InputError(f"{path}: DOMAIN_MIN {list(dmin)} must be below DOMAIN_MAX {list(dmax)} on every "
+                         "channel")
     table = torch.tensor(values, dtype=torch.float32).view(size, size, size, 3).permute(3, 0, 1, 2).contiguous()
     return Lut3D(table=table, domain_min=dmin, domain_max=dmax, title=title)
 
@@ -179,18 +198,39 @@ class Grade(Stage):
     Reads ``ctx.overrides["lut"]`` (the CLI's ``--lut``) when the preset is ``lut``.
     """
 
+    # contrast 20: the logistic curve is a hard threshold well before that
+    style_keys: ClassVar[dict[str, Param]] = {
+        "preset": Param(str, choices=PRESETS), "contrast": Param(float, 0, 20), "black": Param(float, 0, 1),
+        "white": Param(float, 0, 1), "vignette": Param(float, 0, 1), "grain": Param(float, 0, 1),
+        "seed": Param(int, 0, 2**32 - 1), "lut": Param(str), "tint": Param(tuple, 0, 255),
+        "mix": Param(float, 0, 1),
+    }
+    overrides: ClassVar[frozenset[str]] = frozenset({"lut"})
+
+    @classmethod
+    def reads_overrides(cls, table: dict[str, Any]) -> frozenset[str]:
+        return cls.overrides if table.get("preset") == "lut" else frozenset()
+
+    @classmethod
+    def override_use(cls, key: str) -> str:
+        return 'a grade stage with preset = "lut" (the lut style)'
+
     def __init__(self, preset: str = "none", contrast: float = 0.0, black: float = 0.0, white: float = 1.0,
                  vignette: float = 0.0, grain: float = 0.0, seed: int = 0, lut: str | Path | None = None,
                  tint: tuple[float, float, float] = SEPIA_TINT, mix: float = 1.0) -> None:
         if preset not in PRESETS:
             raise InputError(f"grade: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        if not 0 <= vignette <= 1 or not 0 <= mix <= 1 or grain < 0:
-            raise InputError("grade: need 0 <= vignette <= 1, 0 <= mix <= 1 and grain >= 0")
+        if not 0 <= vignette <= 1 or not 0 <= mix <= 1 or not 0 <= grain <= 1:
+            raise InputError(f"grade: need 0 <= vignette <= 1, 0 <= mix <= 1 and 0 <= grain <= 1, got "
+                             f"vignette={vignette}, mix={mix}, grain={grain}")
         contrast_curve(torch.zeros(1), contrast, black, white)  # validates the curve parameters
         self.preset, self.contrast, self.black, self.white = preset, float(contrast), float(black), float(white)
         self.vignette, self.grain, self.seed, self.mix = float(vignette), float(grain), int(seed), float(mix)
         t = torch.tensor(tint, dtype=torch.float32)
-        self.tint = t / (t * torch.tensor([0.2126, 0.7152, 0.0722])).sum()
+        luma = (t * torch.tensor([0.2126, 0.7152, 0.0722])).sum()
+        if t.shape != (3,) or not (torch.isfinite(t).all() and (t >= 0).all() and luma > 0):
+            raise InputError(f"grade: tint must be three finite numbers >= 0, not all 0, got {list(tint)}")
+        self.tint = t / luma
         self.lut_path = str(lut) if lut else None
         self.lut: Lut3D | None = None
         if preset == "lut":
@@ -200,7 +240,7 @@ class Grade(Stage):
         self._vignette_cache: dict[tuple, torch.Tensor] = {}
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Grade":
+    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> Grade:
         params = dict(params)
         if ctx.overrides.get("lut"):
             params["lut"] = ctx.overrides["lut"]

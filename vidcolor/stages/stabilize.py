@@ -27,7 +27,7 @@ result, and a resumed run continues exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from vidcolor.color import LUMA_709, cv2_convert, lab_to_rgb, rgb_to_lab
 from vidcolor.errors import InputError
 from vidcolor.flow import FlowEstimator, get_flow_estimator, occlusion_mask, resize_flow, to_grey, warp
-from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
+from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
 
 MODES = ("auto", "ab", "rgb")
 _MODE_CODE = {"ab": 0, "rgb": 1}
@@ -146,7 +146,16 @@ class Stabilize(Stage):
             so thread synchronisation costs more than it saves, and far more when the decoder and
             encoder threads compete for the same cores (bikes test, 2 loaded cores: 2.0 s with 1
             thread, 19.5 s with 2).
+
+    Reads ``ctx.overrides`` keys ``temporal`` (replaces ``strength``) and ``flow``.
     """
+
+    style_keys: ClassVar[dict[str, Param]] = {
+        "strength": Param(float, 0, 1), "flow": Param(str), "mode": Param(str, choices=MODES),
+        "scene_cut": Param(float, 0, 1, lo_open=True), "flow_size": Param(int, 16, 4096),
+        "photo_tol": Param(float, 0, 1, lo_open=True), "threads": Param(int, 0, 256),
+    }
+    overrides: ClassVar[frozenset[str]] = frozenset({"temporal", "flow"})
 
     def __init__(self, strength: float = 0.6, flow: str | FlowEstimator = "auto", mode: str = "auto",
                  scene_cut: float = 0.35, flow_size: int = 240, photo_tol: float = 0.05,

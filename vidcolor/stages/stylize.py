@@ -13,16 +13,16 @@ size loses:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from vidcolor.color import lab_to_rgb_keep_lightness, rgb_to_lab, rgb_to_lightness
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import load_pretrained
-from vidcolor.models.runtime import (map_batches, pick_device, prepare_model, resize, resolve_precision, run_padded,
-                                     working_size)
-from vidcolor.stages.base import Chunk, Stage, StageContext, register_stage
+from vidcolor.models.runtime import (PRECISIONS, map_batches, pick_device, prepare_model, resize,
+                                     resolve_precision, run_padded, working_size)
+from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
 
 
 @register_stage("stylize")
@@ -32,8 +32,16 @@ class Stylize(Stage):
     ``weights``: a stylizer weights name or folder. ``render_size``: short side the model sees.
     ``keep_luma``: keep the source L, take only chroma from the model. ``detail``: 0..1 of source
     luminance detail added back (ignored with ``keep_luma``). ``batch_size``, ``precision``: as Colorize.
-    Reads ``ctx.overrides`` keys ``weights``, ``render_size``, ``precision``; device from ``ctx.device``.
+    Reads ``ctx.overrides`` keys ``weights``, ``render_size``, ``precision``, ``compile``; device from
+    ``ctx.device``.
     """
+
+    style_keys: ClassVar[dict[str, Param]] = {
+        "weights": Param(str), "render_size": Param(int, 8, 4096), "keep_luma": Param(bool),
+        "detail": Param(float, 0, 1), "batch_size": Param(int, 1, 256),
+        "precision": Param(str, choices=PRECISIONS), "compile": Param(bool),
+    }
+    overrides: ClassVar[frozenset[str]] = frozenset({"weights", "render_size", "precision", "compile"})
 
     def __init__(self, weights: str, render_size: int = 256, keep_luma: bool = False, detail: float = 0.0,
                  batch_size: int = 4, precision: str = "auto", device: str | torch.device | None = "cpu",
@@ -58,8 +66,8 @@ class Stylize(Stage):
 
     @classmethod
     def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Stylize":
-        params = {**params, **{k: ctx.overrides[k] for k in ("weights", "render_size", "precision", "compile")
-                               if ctx.overrides.get(k) is not None}}
+        read = {k: v for k, v in ctx.overrides.items() if k in cls.overrides and v is not None}
+        params = {**params, **read}
         params.setdefault("device", ctx.device)
         try:
             return super().from_config(params, ctx)  # type: ignore[return-value]
