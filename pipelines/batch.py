@@ -378,6 +378,7 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, optio
     if dst.resolve() == src.resolve():
         raise InputError(f"{dst}: the output folder must differ from the input folder")
     style = options.style if isinstance(options.style, Style) else get_style(options.style)
+    style.check(options.overrides)  # bad values and unused options fail the batch, not every file
     options = replace(options, style=style)  # workers get the parsed style, not a name to look up
     settings = options.signature(style)
     shash = settings_hash(settings)
@@ -407,7 +408,6 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, optio
                 new = Entry(output=outputs[key], size=st.st_size, mtime_ns=st.st_mtime_ns,
                             fingerprint=fingerprint(path, st.st_size), settings_hash=shash)
             except OSError as exc:
-    style.check(options.overrides)  # bad values and unused options fail the batch, not every file
                 files[key] = Entry(output=outputs[key], size=0, mtime_ns=0, fingerprint="", settings_hash=shash,
                                    status="failed", error=f"{path}: cannot read ({exc.strerror or exc})")
                 rows[key] = FileRow(key, outputs[key], "failed", files[key].error)
