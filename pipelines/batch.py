@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vidcolor.errors import InputError, VidcolorError
-from vidcolor.io.containers import part_path
+from vidcolor.io.containers import part_path, work_dir_path
 from vidcolor.styles import Style, get_style
 
 from .manifest import MANIFEST_NAME, BatchManifest, Entry, fingerprint, settings_hash, settings_signature
@@ -148,6 +148,35 @@ def output_names(keys: list[str]) -> dict[str, str]:
         taken[out.lower()] = taken.get(out.lower(), 0) + 1
     return {k: (out if taken[out.lower()] == 1 or Path(k).suffix.lower() in KEEP_EXTENSIONS else k + ".mkv")
             for k, out in first.items()}
+
+
+def check_outputs_spare_inputs(inputs: list[Path], outputs: list[Path]) -> None:
+    """Refuse a batch where an output, its ``.part`` file or its work folder is one of the inputs or
+    holds one (output and input trees that overlap): the batch deletes stale ``.part`` files before it
+    starts and a resumable run empties its work folder."""
+    def identity(p: Path) -> tuple[int, int] | None:
+        try:
+            st = p.stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    by_path = {p.resolve(): p for p in inputs}
+    by_inode = {identity(p): p for p in inputs}
+    by_inode.pop(None, None)
+    works: dict[Path, Path] = {}
+    for out in outputs:
+        for what, q in (("output", out), ("temporary file", part_path(out)), ("work folder", work_dir_path(out))):
+            src = by_path.get(q.resolve()) or by_inode.get(identity(q))
+            if src is not None:
+                raise InputError(f"{q}: this {what} of an output is the input {src}; refusing to overwrite an "
+                                 "input (use an output folder outside the input tree)")
+        works[work_dir_path(out).resolve()] = out
+    for real, src in by_path.items():
+        for parent in real.parents:
+            if parent in works:
+                raise InputError(f"{works[parent]}: its work folder holds the input {src}; refusing to delete an "
+                                 "input (use an output folder outside the input tree)")
 
 
 # -- executors ---------------------------------------------------------------------------------------------
@@ -391,6 +420,7 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, optio
     executor = executor or LocalExecutor()
     report = BatchReport(input_dir=str(src), output_dir=str(dst), manifest=str(dst / MANIFEST_NAME),
                          executor=executor.name, settings_hash=shash)
+    check_outputs_spare_inputs(inputs, [dst / outputs[k] for k in keys])
     rows: dict[str, FileRow] = {}
     with _OutputLock(dst):
         # 2. manifest and leftovers of a killed run

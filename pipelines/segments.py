@@ -52,6 +52,7 @@ from vidcolor.io.containers import (
     output_metadata,
     part_path,
     video_codec_tag,
+    work_dir_path,
 )
 from vidcolor.io.probe import VideoMeta, probe
 from vidcolor.io.reader import FrameChunk, VideoReader
@@ -68,7 +69,6 @@ SEGMENT_SECONDS = 60.0          # at most this much work is lost in a crash
 # memory of the past decays like strength**n (0.6**16 < 1/255): after 16 frames the warm state is
 # indistinguishable from the sequential one in 8-bit output.
 WARMUP_FRAMES = 16
-WORK_SUFFIX = ".vidcolor-work"
 MANIFEST_NAME = "segments.json"
 FORMAT = "vidcolor-segments/1"
 SEGMENT_EXT = ".nut"
@@ -97,9 +97,8 @@ def is_long(meta: VideoMeta) -> bool:
 
 
 def work_dir_for(output: str | os.PathLike) -> Path:
-    """``film.mp4`` -> ``film.mp4.vidcolor-work``: the work folder beside the output."""
-    p = Path(output)
-    return p.with_name(p.name + WORK_SUFFIX)
+    """``film.mp4`` -> ``film.mp4.vidcolor-work``: the work folder beside the output (``WORK_SUFFIX``)."""
+    return work_dir_path(output)
 
 
 def segment_frames_for(meta: VideoMeta, chunk_size: int, seconds: float | None = None) -> int:
@@ -473,6 +472,7 @@ def run_resumable(input_path: str | os.PathLike, output_path: str | os.PathLike 
     started = time.perf_counter()
     bound_heap()
     meta, style_obj, output = prepare(input_path, output_path, style, overwrite, meta)
+    style_obj.check(overrides)  # a bad style value or an unused option: before the work folder exists
     settings = EncodeSettings(style=style_obj, overrides=dict(overrides or {}), device=device, encoder=encoder,
                               codec=codec, crf=crf, pix_fmt=pix_fmt, encoder_options=dict(encoder_options or {}),
                               chunk_size=chunk_size)
@@ -564,6 +564,7 @@ def plan_split_run(input_path: str | os.PathLike, output_path: str | os.PathLike
     boundaries (``jobs`` ranges; None: one job per segment)."""
     started = time.perf_counter()
     meta, style_obj, output = prepare(input_path, output_path, style, overwrite)
+    style_obj.check(overrides)  # a bad style value or an unused option: before the work folder exists
     settings = EncodeSettings(style=style_obj, overrides=dict(overrides or {}), device=device, encoder=encoder,
                               codec=codec, crf=crf, pix_fmt=pix_fmt, encoder_options=dict(encoder_options or {}),
                               chunk_size=chunk_size)

@@ -90,13 +90,47 @@ def part_path(path: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".part")
 
 
+# Resumable runs keep their segments in ``OUTPUT + WORK_SUFFIX`` (``pipelines/segments.py``).
+WORK_SUFFIX = ".vidcolor-work"
+
+
+def work_dir_path(path: str | os.PathLike) -> Path:
+    """``film.mp4`` -> ``film.mp4.vidcolor-work``: the work folder of a resumable run, beside the output."""
+    p = Path(path)
+    return p.with_name(p.name + WORK_SUFFIX)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name one file: the same path after resolving links, or hard/symbolic links to it."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def check_scratch_paths(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
+    """Refuse an output whose file, ``.part`` file or work folder is the input or holds it: the
+    writer deletes a stale ``.part`` and a resumed run empties its work folder before reading."""
+    src, out = Path(input_path), Path(output_path)
+    if _same_file(out, src):
+        raise InputError(f"{out}: output is the input file; refusing to overwrite the input")
+    part = part_path(out)
+    if _same_file(part, src):
+        raise InputError(f"{out}: its temporary file {part.name} is the input; refusing to overwrite the input "
+                         "(rename the input or choose another output name)")
+    work = work_dir_path(out)
+    if _same_file(work, src) or work.resolve() in src.resolve().parents:
+        raise InputError(f"{out}: its work folder {work.name} is or holds the input; refusing to delete the "
+                         "input (move the input or choose another output name)")
+
+
 def check_output_path(input_path: str | os.PathLike | None, output_path: str | os.PathLike, overwrite: bool) -> Path:
     out = Path(output_path)
     output_format(out)
-    if input_path is not None and out.exists() and Path(input_path).exists() and out.samefile(input_path):
-        raise InputError(f"{out}: output is the input file; refusing to overwrite the input")
-    if input_path is not None and out.resolve() == Path(input_path).resolve():
-        raise InputError(f"{out}: output is the input file; refusing to overwrite the input")
+    if input_path is not None:
+        check_scratch_paths(input_path, out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: exists (pass --overwrite to replace it)")
     if out.is_dir():
