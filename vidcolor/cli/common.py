@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from typing import NoReturn
 
@@ -17,11 +19,58 @@ class CLIState:
 
 STATE = CLIState()
 
+# "error:" / "Error:" / "vidcolor: error:" that a library or a wrapped message already put in front
+_ERROR_PREFIX = re.compile(r"^(?:vidcolor:\s*)?error\s*:\s*", re.IGNORECASE)
 
-def abort(message: str, code: int = 1) -> NoReturn:
-    """Print one line to stderr and exit with ``code`` (2: bad usage/input, 1: failed while processing)."""
-    click.echo(f"vidcolor: error: {message}", err=True)
+
+def error_text(message: object) -> str:
+    """``message`` as the text of one error line: whitespace (newlines too) collapsed to single
+    spaces and any leading "error:" removed, so ``abort`` prints the prefix exactly once."""
+    text = " ".join(str(message).split())
+    while (m := _ERROR_PREFIX.match(text)) and m.end() < len(text):
+        text = text[m.end():]
+    return text or "unknown error"
+
+
+def abort(message: str, code: int = 1, as_json: bool = False) -> NoReturn:
+    """Print one line ``vidcolor: error: MESSAGE`` to stderr and exit with ``code`` (2: bad usage or
+    input, 1: failed while processing, 130: interrupted). ``as_json``: the command was asked for JSON
+    on stdout, so stdout also gets ``{"error": MESSAGE, "exit_code": CODE}``."""
+    text = error_text(message)
+    if as_json:
+        click.echo(json.dumps({"error": text, "exit_code": code}))
+    click.echo(f"vidcolor: error: {text}", err=True)
     sys.exit(code)
+
+
+def json_to_stdout(params: dict) -> bool:
+    """True when a command's parameters ask for JSON on stdout: a ``--json`` flag (``as_json``) or
+    a ``--json PATH`` of ``-`` (``json_path``)."""
+    return params.get("as_json") is True or params.get("json_path") == "-"
+
+
+def _add_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    STATE.verbose += value
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    STATE.quiet = STATE.quiet or value
+
+
+def add_verbosity_options(command: click.Command) -> click.Command:
+    """Give ``command`` (and its subcommands) ``-v/--verbose`` and ``-q/--quiet``, which set ``STATE``
+    like the group's own: ``vidcolor run IN -q`` works as ``vidcolor -q run IN``. Idempotent."""
+    if not any("--quiet" in getattr(p, "opts", ()) for p in command.params):
+        command.params += [
+            click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_add_verbose,
+                         help="More detail; -v also shows tracebacks on errors."),
+            click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_set_quiet,
+                         help="No progress and no warnings, only errors."),
+        ]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_verbosity_options(sub)
+    return command
 
 
 def console(stderr: bool = True):
@@ -51,30 +100,33 @@ def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 def handle_errors(func):
-    """Decorator for command bodies: VidcolorError -> one line + its exit code; other exceptions ->
-    one line + exit 1 (the traceback only with -v); Ctrl-C -> exit 130."""
+    """Decorator for command bodies: VidcolorError -> one line + its exit code; an OSError (disk
+    full, permission denied) or MemoryError -> one line + exit 1; other exceptions (bugs) -> one line
+    with the exception's type + exit 1 (the traceback only with -v); Ctrl-C -> exit 130. With JSON
+    on stdout (``json_to_stdout``), the error is also printed there as a JSON object."""
     import functools
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        as_json = json_to_stdout(kwargs)
         try:
             return func(*args, **kwargs)
-        except VidcolorError as exc:
-            if STATE.verbose:
-                import traceback
-
-                traceback.print_exc()
-            abort(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            abort("interrupted", 130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except Exception as exc:  # a bug or an unexpected library failure: still one line
+        except KeyboardInterrupt:
+            abort("interrupted", 130, as_json)
+        except Exception as exc:  # noqa: BLE001  (every failure is one line; bugs name their type)
             if STATE.verbose:
                 import traceback
 
                 traceback.print_exc()
-            abort(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+            if isinstance(exc, VidcolorError):
+                abort(str(exc), exc.exit_code, as_json)
+            if isinstance(exc, OSError) and exc.strerror:
+                abort(f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror, 1, as_json)
+            if isinstance(exc, MemoryError):
+                abort("out of memory", 1, as_json)
+            abort(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1, as_json)
 
     return wrapper
 

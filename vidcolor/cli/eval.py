@@ -12,13 +12,29 @@ from vidcolor.cli.common import STATE, handle_errors
 FLOW_CHOICES = ("auto", "dis", "raft_small", "raft_large")  # kept in sync with vidcolor.flow.FLOW_CHOICES
 
 
+def write_json(path: str, data: dict) -> None:
+    """``data`` as JSON in ``path``, written to ``path.part`` and renamed: never a half-written report."""
+    from pathlib import Path
+
+    from vidcolor.errors import ProcessingError
+
+    part = Path(f"{path}.part")
+    try:
+        part.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        part.replace(path)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise ProcessingError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+
+
 @click.command("eval")
 @click.argument("output", metavar="OUTPUT", type=click.Path(path_type=str))
 @click.option("--source", "-s", required=True, type=click.Path(path_type=str),
               help="The input video OUTPUT was made from (flow and occlusion are computed on it).")
 @click.option("--reference", "-r", type=click.Path(path_type=str), default=None,
               help="Ground-truth video: adds PSNR, SSIM and CIEDE2000.")
-@click.option("--json", "json_path", type=click.Path(path_type=str), default=None, help="Write the report as JSON.")
+@click.option("--json", "json_path", type=click.Path(path_type=str, allow_dash=True), default=None,
+              help="Write the report as JSON to this file ('-': stdout; the table then goes to stderr).")
 @click.option("--sheet", type=click.Path(path_type=str), default=None,
               help="Write a contact sheet PNG (source / output / reference at evenly spaced frames).")
 @click.option("--sheet-frames", type=click.IntRange(1, 32), default=6, show_default=True, help="Columns of the sheet.")
@@ -40,13 +56,15 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
     \b
     Example:
       vidcolor eval colorized.mp4 --source old_film.mp4 --json report.json --sheet sheet.png
+      vidcolor eval colorized.mp4 --source old_film.mp4 --json - | jq .warping_error
     """
     from vidcolor.evaluate import evaluate, write_plot, write_sheet
 
     report, picked = evaluate(output, source, reference, flow=flow, sheet_count=sheet_frames if sheet else 0)
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(report.to_json(), fh, indent=2)
+    if json_path == "-":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif json_path:
+        write_json(json_path, report.to_json())
     if sheet:
         write_sheet(sheet, picked, ["source", "output"] + (["reference"] if reference else []))
     if plot:
@@ -74,4 +92,4 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
         t.add_row("PSNR", fmt(report.psnr, ".2f") + " dB", "vs reference")
         t.add_row("SSIM", fmt(report.ssim, ".4f"), "vs reference")
         t.add_row("CIEDE2000", fmt(report.ciede2000, ".2f"), "vs reference; ~1 is just noticeable")
-    console(stderr=False).print(t)
+    console(stderr=json_path == "-").print(t)
