@@ -133,6 +133,11 @@ def fail(kind: str) -> None:
         raise ProcessingError("error: Error: encoder gave up\n  on frame 3")
     if kind == "disk":
         raise OSError(28, "No space left on device", "out.mp4")
+    if kind == "opencv":  # cv2.error: class name "error", message "OpenCV(...) file:line: error: ...\n"
+        import cv2
+        import numpy as np
+
+        cv2.resize(np.zeros((0, 0), np.uint8), (2, 2))
     raise RuntimeError("a bug")
 
 
@@ -140,10 +145,14 @@ def fail(kind: str) -> None:
     ("prefixed", "vidcolor: error: encoder gave up on frame 3", 1),
     ("disk", "vidcolor: error: out.mp4: No space left on device", 1),
     ("bug", "vidcolor: error: RuntimeError: a bug (run with -v for the traceback)", 1),
+    ("opencv", "vidcolor: error: cv2.error: OpenCV(", 1),
 ])
 def test_every_error_is_one_line_with_the_prefix_once(kind, line, code) -> None:
     r = CliRunner().invoke(fail, [kind])
-    assert r.exit_code == code and error_lines(r) == [line], r.output
+    lines = error_lines(r)
+    assert r.exit_code == code and len(lines) == 1, r.output
+    assert lines[0].startswith(line) if kind == "opencv" else lines[0] == line
+    assert lines[0].count("vidcolor: error:") == 1 and "error: error" not in lines[0]
 
 
 def test_error_text() -> None:

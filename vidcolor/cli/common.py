@@ -126,7 +126,10 @@ def handle_errors(func):
                 abort(f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror, 1, as_json)
             if isinstance(exc, MemoryError):
                 abort("out of memory", 1, as_json)
-            abort(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1, as_json)
+            kind = type(exc).__name__
+            if kind == "error":  # cv2.error, struct.error: "error: error: ..." without the module's name
+                kind = f"{type(exc).__module__}.{kind}"
+            abort(f"{kind}: {exc} (run with -v for the traceback)", 1, as_json)
 
     return wrapper
 
@@ -154,6 +157,9 @@ def processing_options(func):
                      help="Encoder option passed through, e.g. -e preset=slow -e tune=film (repeatable)."),
         click.option("--chunk-size", type=click.IntRange(1, 256), default=4, show_default=True,
                      help="Frames per model batch."),
+        click.option("--allow-truncated", is_flag=True,
+                     help="Encode what decodes of a truncated or damaged input, with a warning, instead of "
+                          "failing (skips packets that do not decode)."),
     ]
     for option in reversed(options):
         func = option(func)
