@@ -168,6 +168,9 @@ def test_click_usage_errors_are_one_line(clip) -> None:
     lines = error_lines(r)
     assert len(lines) == 1 and lines[0].startswith("vidcolor: error: No such option '--bogus'")
     assert "run --help`)" in lines[0]
+    r = invoke("run", clip, "--pix-fmt", "bogus")  # was "ValueError: not a pixel format" from the writer
+    assert r.exit_code == 2 and error_lines(r)[0].startswith(
+        "vidcolor: error: Invalid value for '--pix-fmt': unknown pixel format 'bogus'"), r.output
     r = invoke("nosuchcommand")
     assert r.exit_code == 2 and error_lines(r)[0].startswith("vidcolor: error: No such command 'nosuchcommand'")
 

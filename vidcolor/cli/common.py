@@ -134,6 +134,19 @@ def handle_errors(func):
     return wrapper
 
 
+def check_pix_fmt(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--pix-fmt``: a pixel format FFmpeg knows, else a usage error before any decoding."""
+    if value is None:
+        return value
+    import av
+
+    try:
+        av.VideoFormat(value)
+    except ValueError:
+        raise click.BadParameter(f"unknown pixel format {value!r} (e.g. yuv420p, yuv444p, yuv420p10le)") from None
+    return value
+
+
 def processing_options(func):
     """The options every command that processes video takes (``run``, ``batch``): stage overrides,
     device, encoder settings, chunk size. One definition, so the two commands cannot drift apart."""
@@ -152,7 +165,8 @@ def processing_options(func):
                      help="Video encoder: libx264, libx265, prores_ks, ffv1 (or any your ffmpeg has, with "
                           "--encoder ffmpeg)."),
         click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="Quality for x264/x265 (preset veryfast unless -e preset=...)."),
-        click.option("--pix-fmt", help="Output pixel format [default: yuv420p; yuv444p for odd sizes]."),
+        click.option("--pix-fmt", callback=check_pix_fmt,
+                     help="Output pixel format [default: yuv420p; yuv444p for odd sizes]."),
         click.option("-e", "--encoder-option", "encoder_opts", multiple=True, metavar="KEY=VALUE",
                      help="Encoder option passed through, e.g. -e preset=slow -e tune=film (repeatable)."),
         click.option("--chunk-size", type=click.IntRange(1, 256), default=4, show_default=True,
