@@ -45,25 +45,27 @@ def test_quiet_and_verbose_work_after_the_subcommand(clip, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("style,option,message", [
-    ("sepia", "--lut", ("--lut does not apply to style 'sepia' (its stages: grade); it applies to styles with a "
-                       'grade stage with preset = "lut" (the lut style)')),
-    ("noir", "--temporal", ("--temporal does not apply to style 'noir' (its stages: grade); it applies to styles "
-                           "with a colorize stage that sets temporal or a stabilize stage")),
-    ("sepia", "--weights", ("--weights does not apply to style 'sepia' (its stages: grade); it applies to styles "
-                           "with a colorize stage or a stylize stage")),
+    ("sepia", "--lut", ("--lut does not apply to style 'sepia' (its stages: grade); it applies to styles "
+                        'with a grade stage with preset = "lut" (the lut style)')),
+    ("noir", "--temporal", ("--temporal does not apply to style 'noir' (its stages: grade); it applies to "
+                            "styles with a colorize stage that sets temporal or a stabilize stage")),
+    ("sepia", "--weights", ("--weights does not apply to style 'sepia' (its stages: grade); it applies to "
+                            "styles with a colorize stage or a stylize stage")),
     ("noir", "--render-size", "--render-size does not apply to style 'noir'"),
     ("noir", "--compile", "--compile does not apply to style 'noir'"),
 ])
 def test_options_that_do_not_apply_are_errors(clip, tmp_path, style, option, message) -> None:
     cube = tmp_path / "id.cube"
-    cube.write_text("LUT_3D_SIZE 2\n" + "\n".join(f"{r} {g} {b}" for b in (0, 1) for g in (0, 1) for r in (0, 1)))
+    rows = [f"{r} {g} {b}" for b in (0, 1) for g in (0, 1) for r in (0, 1)]
+    cube.write_text("LUT_3D_SIZE 2\n" + "\n".join(rows))
     value = {"--lut": [cube], "--temporal": ["0.5"], "--weights": ["colorize"], "--render-size": ["64"],
              "--compile": []}[option]
     out = tmp_path / "o.mp4"
     for extra in ([], ["--resumable"]):  # the resumable path builds the style too
         r = invoke("run", clip, "--style", style, option, *value, "-o", out, *extra)
         assert r.exit_code == 2, r.output
-        assert error_lines(r) == [error_lines(r)[0]] and error_lines(r)[0].startswith(f"vidcolor: error: {message}")
+        lines = error_lines(r)
+        assert len(lines) == 1 and lines[0].startswith(f"vidcolor: error: {message}")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["id.cube"]  # nothing written
     r = invoke("batch", clip.parent, "-o", tmp_path / "out", "--style", style, option, *value)
     assert r.exit_code == 2 and message in r.stderr and not (tmp_path / "out").exists(), r.output
@@ -71,8 +73,8 @@ def test_options_that_do_not_apply_are_errors(clip, tmp_path, style, option, mes
 
 def test_lut_style_without_a_lut_is_still_a_clear_error(clip, tmp_path) -> None:
     r = invoke("run", clip, "--style", "lut", "-o", tmp_path / "o.mp4")
-    assert r.exit_code == 2 and error_lines(r) == [("vidcolor: error: the lut style needs a LUT file: pass --lut "
-                                                   "FILE.cube")], r.output
+    assert r.exit_code == 2, r.output
+    assert error_lines(r) == ["vidcolor: error: the lut style needs a LUT file: pass --lut FILE.cube"]
 
 
 def test_bad_style_values_name_the_file_and_key(clip, tmp_path) -> None:
@@ -80,8 +82,8 @@ def test_bad_style_values_name_the_file_and_key(clip, tmp_path) -> None:
     style.write_text('[[stages]]\ntype = "grade"\npreset = "noir"\ncontrast = nan\n')
     r = invoke("run", clip, "--style", style, "-o", tmp_path / "o.mp4")
     assert r.exit_code == 2
-    assert error_lines(r) == [(f"vidcolor: error: {style}: [[stages]] 1 (grade): contrast must be a finite number "
-                              "in [0, 20], got nan")]
+    assert error_lines(r) == [(f"vidcolor: error: {style}: [[stages]] 1 (grade): contrast must be a finite "
+                              "number in [0, 20], got nan")]
     style.write_text('[[stages]]\ntype = "colorize"\nrender_size = 1e8\n')
     r = invoke("run", clip, "--style", style, "-o", tmp_path / "o.mp4")
     assert r.exit_code == 2 and "render_size must be an integer, got 100000000.0" in r.stderr, r.output
@@ -172,7 +174,8 @@ def test_click_usage_errors_are_one_line(clip) -> None:
     assert r.exit_code == 2 and error_lines(r)[0].startswith(
         "vidcolor: error: Invalid value for '--pix-fmt': unknown pixel format 'bogus'"), r.output
     r = invoke("nosuchcommand")
-    assert r.exit_code == 2 and error_lines(r)[0].startswith("vidcolor: error: No such command 'nosuchcommand'")
+    assert r.exit_code == 2
+    assert error_lines(r)[0].startswith("vidcolor: error: No such command 'nosuchcommand'")
 
 
 def test_subcommand_help_is_torch_free_and_lists_quiet() -> None:

@@ -64,7 +64,7 @@ class StageContext:
     """What every stage may need from the run, besides its own parameters.
 
     ``overrides`` holds CLI settings that stages may honour (``lut``, ``temporal``, ``render_size``,
-    ``flow``, ``weights``...); each stage documents the keys it reads.
+    ``flow``, ``weights``...); each stage class declares the keys it reads in ``Stage.overrides``.
     """
 
     device: torch.device = torch.device("cpu")  # noqa: RUF009  (immutable)
