@@ -61,6 +61,7 @@ class BatchOptions:
     encoder_options: dict[str, str] = field(default_factory=dict)
     chunk_size: int = 4
     resumable: bool | None = None
+    allow_truncated: bool = False
 
     def signature(self, style: Style) -> dict[str, Any]:
         """What decides an output's pictures and encoding: a change redoes every file."""
@@ -104,7 +105,8 @@ def execute_task(task: FileTask) -> FileResult:
         o = task.options
         report = run(task.input, task.output, o.style, overrides=o.overrides, device=o.device, overwrite=True,
                      encoder=o.encoder, codec=o.codec, crf=o.crf, pix_fmt=o.pix_fmt,
-                     encoder_options=o.encoder_options, chunk_size=o.chunk_size, resumable=o.resumable)
+                     encoder_options=o.encoder_options, chunk_size=o.chunk_size, resumable=o.resumable,
+                     allow_truncated=o.allow_truncated)
     except VidcolorError as exc:
         return FileResult(task.key, "failed", str(exc), seconds=round(time.perf_counter() - started, 3))
     except (KeyboardInterrupt, SystemExit):

@@ -114,7 +114,8 @@ class RayExecutor:
         return plan_split_run(task.input, task.output, o.style, overrides=o.overrides, device=o.device,
                               overwrite=True, encoder=o.encoder, codec=o.codec, crf=o.crf, pix_fmt=o.pix_fmt,
                               encoder_options=o.encoder_options, chunk_size=o.chunk_size,
-                              segment_seconds=self.split_seconds, warmup=self.warmup, threads=task.threads)
+                              segment_seconds=self.split_seconds, warmup=self.warmup, threads=task.threads,
+                              allow_truncated=o.allow_truncated)
 
     def run(self, tasks: list[FileTask], on_result: Callable[[FileResult], None]) -> None:
         ray = import_ray()

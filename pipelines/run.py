@@ -246,11 +246,14 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
         overrides: dict[str, Any] | None = None, device: str | None = None, overwrite: bool = False,
         encoder: str = "pyav", codec: str = "libx264", crf: int | None = 18, pix_fmt: str | None = None,
         encoder_options: dict[str, str] | None = None, chunk_size: int = 4,
-        progress: ProgressFn | None = None, quiet: bool = True, resumable: bool | None = None) -> RunReport:
+        progress: ProgressFn | None = None, quiet: bool = True, resumable: bool | None = None,
+        allow_truncated: bool = False, fresh: bool = False) -> RunReport:
     """Colorize or stylize ``input_path`` into ``output_path`` with ``style``; see the module docstring.
 
     ``resumable``: write crash-safe segments and resume them on the next call (``pipelines/segments.py``);
-    None turns it on for inputs of at least ``segments.RESUMABLE_MIN_SECONDS`` (10 minutes)."""
+    None turns it on for inputs of at least ``segments.RESUMABLE_MIN_SECONDS`` (10 minutes); ``fresh``
+    makes a resumable run discard the work folder of an earlier one and start over. ``allow_truncated``: encode what decodes
+    of a damaged input, with a warning, instead of failing (``VideoReader``)."""
     started = time.perf_counter()
     bound_heap()
     # 1. probe: missing, empty, corrupt, audio-only files fail here with a one-line VideoError.
@@ -262,7 +265,7 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
             return segments.run_resumable(input_path, output_path, style, meta=meta, overrides=overrides,
                                           device=device, overwrite=overwrite, encoder=encoder, codec=codec, crf=crf,
                                           pix_fmt=pix_fmt, encoder_options=encoder_options, chunk_size=chunk_size,
-                                          progress=progress)
+                                          progress=progress, allow_truncated=allow_truncated, fresh=fresh)
     # 2. output path
     style_obj = style if isinstance(style, Style) else get_style(style)
     output = Path(output_path) if output_path else default_output(input_path, style_obj.name)
@@ -278,7 +281,8 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
     # 4. stream
     frames_done = 0
     plan = frame_plan(stages, dev, encoder, codec, pix_fmt, meta)
-    with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size, grey=plan.grey) as reader, \
+    with VideoReader(input_path, meta=meta, queue_size=2 * chunk_size, grey=plan.grey,
+                     allow_truncated=allow_truncated) as reader, \
             open_writer(encoder, output, meta, codec=codec, crf=crf, pix_fmt=pix_fmt, options=encoder_options, queue_size=3,
                         streams_from=input_path, tags=tags) as writer:
 
@@ -297,7 +301,7 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
                     progress(frames_done, meta.frame_count)
     # 5. the writer renamed output.part -> output when its context closed without error
     seconds = time.perf_counter() - started
-    warnings = list(writer.warnings)
+    warnings = list(reader.warnings) + list(writer.warnings)
     for s in stages:
         warnings.extend(getattr(s, "warnings", []) or [])
     return RunReport(input=str(input_path), output=str(output), style=style_obj.name, frames=frames_done,

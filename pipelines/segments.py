@@ -140,9 +140,10 @@ class EncodeSettings:
     pix_fmt: str | None = None
     encoder_options: dict[str, str] = field(default_factory=dict)
     chunk_size: int = 4
+    allow_truncated: bool = False
 
     def signature(self) -> dict[str, Any]:
-        """What changes the pictures or the encoding (not the device or chunk size)."""
+        """What changes the pictures or the encoding (not the device, chunk size or ``allow_truncated``)."""
         return settings_signature(self.style, self.overrides, self.encoder, self.codec, self.crf, self.pix_fmt,
                                   self.encoder_options)
 
@@ -221,10 +222,20 @@ class WorkFolder:
         self.save()
 
     def load_states(self) -> list[dict[str, Any]] | None:
+        """The stages' state saved with the last finished segment (tensors only: ``weights_only``)."""
         last = self.segments[-1] if self.segments else None
         if last is None or last.state is None:
             return None
-        return torch.load(self.path / last.state, map_location="cpu", weights_only=True)
+        path = self.path / last.state
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001  (zip, pickle and torch errors alike mean a damaged file)
+            reason = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise ProcessingError(f"{path}: unreadable saved state ({reason[:120]}); {self.restart_hint}") from None
+
+    @property
+    def restart_hint(self) -> str:
+        return f"rerun with --fresh (or delete {self.path}) to start over"
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -276,10 +287,17 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     if stages is None:
         stages = settings.style.build(StageContext(device=dev, overrides=dict(settings.overrides)))
     if states is not None:
-        if len(states) != len(stages):
-            raise ProcessingError(f"{work}: saved state has {len(states)} stages, the style has {len(stages)}")
+        hint = f"rerun with --fresh (or delete {work}) to start over"
+        if not isinstance(states, list) or len(states) != len(stages):
+            n = len(states) if isinstance(states, list) else "no list of"
+            raise ProcessingError(f"{work}: saved state has {n} stages, the style has {len(stages)}; {hint}")
         for stage, sd in zip(stages, states):
-            stage.load_state_dict(sd)
+            try:
+                stage.load_state_dict(sd)
+            except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise ProcessingError(f"{work}: saved state does not fit the {type(stage).__name__} stage "
+                                      f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); "
+                                      f"{hint}") from None
     first = max(0, start - warmup)
 
     def boundary(i: int) -> int:
@@ -295,7 +313,7 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
     try:
         plan = frame_plan(stages, dev, settings.encoder, settings.codec, settings.pix_fmt, meta)
         with VideoReader(input_path, meta=meta, start_frame=first, queue_size=2 * settings.chunk_size,
-                         grey=plan.grey) as reader, torch.inference_mode(), intra_op_threads(stages, dev):
+                         grey=plan.grey, allow_truncated=settings.allow_truncated) as reader, torch.inference_mode(), intra_op_threads(stages, dev):
             pieces = _split(reader.chunks(settings.chunk_size), boundary)
             if end is not None:
                 pieces = itertools.takewhile(lambda fc: fc.index < end, pieces)
@@ -343,6 +361,7 @@ def encode_range(input_path: str | os.PathLike, meta: VideoMeta, settings: Encod
         if writer is not None:
             writer.__exit__(type(exc), exc, exc.__traceback__)  # removes the segment's .part
         raise
+    warnings.extend(w for w in reader.warnings if w not in warnings)
     for s in stages:
         warnings.extend(getattr(s, "warnings", []) or [])
     return done, warnings
@@ -426,8 +445,8 @@ def join_segments(segments: list[Segment], work: Path, output: Path, meta: Video
                 if copy is not None:
                     copy.pump(float(p.pts * meta.time_base) + 0.5)
             if n != seg.frames:
-                raise ProcessingError(f"{work / seg.file}: holds {n} frames, expected {seg.frames} (delete "
-                                      f"{work} to start over)")
+                raise ProcessingError(f"{work / seg.file}: holds {n} frames, expected {seg.frames}; rerun with "
+                                      f"--fresh (or delete {work}) to start over")
         if copy is not None:
             copy.finish()
         oc.close()
@@ -464,9 +483,10 @@ def run_resumable(input_path: str | os.PathLike, output_path: str | os.PathLike 
                   encoder: str = "pyav", codec: str = "libx264", crf: int | None = 18, pix_fmt: str | None = None,
                   encoder_options: dict[str, str] | None = None, chunk_size: int = 4,
                   progress: ProgressFn | None = None, segment_seconds: float | None = None,
-                  segment_frames: int | None = None):
+                  segment_frames: int | None = None, allow_truncated: bool = False, fresh: bool = False):
     """``run`` in crash-safe segments; the same arguments and ``RunReport`` (see the module doc).
-    Call it again with the same arguments after a crash to resume."""
+    Call it again with the same arguments after a crash to resume; ``fresh`` discards what an earlier
+    run left in the work folder and starts over."""
     from vidcolor.pipelines.run import RunReport, bound_heap, pick_device
 
     started = time.perf_counter()
@@ -475,9 +495,13 @@ def run_resumable(input_path: str | os.PathLike, output_path: str | os.PathLike 
     style_obj.check(overrides)  # a bad style value or an unused option: before the work folder exists
     settings = EncodeSettings(style=style_obj, overrides=dict(overrides or {}), device=device, encoder=encoder,
                               codec=codec, crf=crf, pix_fmt=pix_fmt, encoder_options=dict(encoder_options or {}),
-                              chunk_size=chunk_size)
+                              chunk_size=chunk_size, allow_truncated=allow_truncated)
     n = segment_frames or segment_frames_for(meta, chunk_size, segment_seconds)
-    work = WorkFolder(work_dir_for(output), job_description(input_path, settings, n, "sequential")).open()
+    work = WorkFolder(work_dir_for(output), job_description(input_path, settings, n, "sequential"))
+    if fresh:
+        work.clear()
+    else:
+        work.open()
     dev = pick_device(device)
     stages = style_obj.build(StageContext(device=dev, overrides=dict(settings.overrides)))
     warnings: list[str] = []
@@ -559,7 +583,7 @@ def plan_split_run(input_path: str | os.PathLike, output_path: str | os.PathLike
                    device: str | None = None, overwrite: bool = False, encoder: str = "pyav", codec: str = "libx264",
                    crf: int | None = 18, pix_fmt: str | None = None, encoder_options: dict[str, str] | None = None,
                    chunk_size: int = 4, segment_seconds: float | None = None, segment_frames: int | None = None,
-                   warmup: int = WARMUP_FRAMES, threads: int = 0) -> SplitPlan:
+                   warmup: int = WARMUP_FRAMES, threads: int = 0, allow_truncated: bool = False) -> SplitPlan:
     """Probe, check the output, empty the work folder and cut the film into jobs on segment
     boundaries (``jobs`` ranges; None: one job per segment)."""
     started = time.perf_counter()
@@ -567,7 +591,7 @@ def plan_split_run(input_path: str | os.PathLike, output_path: str | os.PathLike
     style_obj.check(overrides)  # a bad style value or an unused option: before the work folder exists
     settings = EncodeSettings(style=style_obj, overrides=dict(overrides or {}), device=device, encoder=encoder,
                               codec=codec, crf=crf, pix_fmt=pix_fmt, encoder_options=dict(encoder_options or {}),
-                              chunk_size=chunk_size)
+                              chunk_size=chunk_size, allow_truncated=allow_truncated)
     n = segment_frames or segment_frames_for(meta, chunk_size, segment_seconds)
     warmup = -(-warmup // chunk_size) * chunk_size  # whole chunks: the same chunking as a sequential run
     job = job_description(input_path, settings, n, "parallel")

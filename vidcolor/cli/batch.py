@@ -60,7 +60,8 @@ def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recu
           executor: str, address: str | None, cpus_per_job: float, gpus_per_job: float,
           split_seconds: float | None, lut: str | None, temporal: float | None, render_size: int | None,
           weights: str | None, compile_model: bool, device: str, encoder: str, codec: str, crf: int, pix_fmt: str | None,
-          encoder_opts: tuple[str, ...], chunk_size: int, resumable: bool | None, as_json: bool) -> None:
+          encoder_opts: tuple[str, ...], chunk_size: int, allow_truncated: bool, resumable: bool | None,
+          as_json: bool) -> None:
     """Process every video in INPUT_DIR into the same tree under OUTPUT_DIR.
 
     A manifest in OUTPUT_DIR records each input's size, mtime, fingerprint, settings and status, so
@@ -95,7 +96,7 @@ def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recu
         overrides["compile"] = True
     options = BatchOptions(style=style, overrides=overrides, device=device, encoder=encoder, codec=codec, crf=crf,
                            pix_fmt=pix_fmt, encoder_options=parse_key_values(encoder_opts, "-e"),
-                           chunk_size=chunk_size, resumable=resumable)
+                           chunk_size=chunk_size, resumable=resumable, allow_truncated=allow_truncated)
     quiet = STATE.quiet or as_json
 
     def on_file(row, k: int, n: int) -> None:

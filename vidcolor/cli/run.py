@@ -54,12 +54,13 @@ def make_progress(quiet: bool):
 @click.option("--resumable/--no-resumable", default=None,
               help="Write crash-safe segments next to OUTPUT; rerun the same command to resume after a crash "
                    "[default: on for inputs of 10 minutes or more].")
+@click.option("--fresh", is_flag=True, help="Discard the work folder of an earlier resumable run and start over.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @handle_errors
 def run(input_path: str, style: str, output_path: str | None, overwrite: bool, lut: str | None,
         temporal: float | None, render_size: int | None, weights: str | None, compile_model: bool, device: str, encoder: str,
         codec: str, crf: int, pix_fmt: str | None, encoder_opts: tuple[str, ...], chunk_size: int,
-        resumable: bool | None, as_json: bool) -> None:
+        allow_truncated: bool, resumable: bool | None, fresh: bool, as_json: bool) -> None:
     """Colorize or stylize one video, keeping its length, timing, sound and subtitles.
 
     \b
@@ -80,7 +81,7 @@ def run(input_path: str, style: str, output_path: str | None, overwrite: bool, l
         report = run_video(input_path, output_path, style, overrides=overrides, device=device, overwrite=overwrite,
                            encoder=encoder, codec=codec, crf=crf, pix_fmt=pix_fmt,
                            encoder_options=parse_key_values(encoder_opts, "-e"), chunk_size=chunk_size,
-                           progress=update, resumable=resumable)
+                           progress=update, resumable=resumable, allow_truncated=allow_truncated, fresh=fresh)
     finally:
         finish()
     for w in report.warnings:

@@ -65,6 +65,11 @@ class VideoMeta:
     color_codes: tuple[int, int, int, int] = (2, 0, 2, 2)
     streams: tuple[StreamInfo, ...] = field(default_factory=tuple)
     tags: dict[str, str] = field(default_factory=dict)
+    # Where the file says its data ends, in seconds on the stream clock: the video stream's own end
+    # (``end_time_of_video``) or the container's, which any stream may reach. None when the header
+    # states no duration (it would be an estimate): the reader's truncation check uses it.
+    end_time: float | None = None
+    end_time_of_video: bool = False
 
     @property
     def audio_streams(self) -> list[StreamInfo]:
@@ -149,6 +154,32 @@ def _stream_detail(s: av.stream.Stream) -> str:
     return ""
 
 
+# Containers whose header states the durations (FFmpeg estimates the others from timestamps or bit rate).
+HEADER_DURATION_FORMATS = ("matroska", "mov")
+
+
+def _end_time(container: av.container.InputContainer, v: av.video.stream.VideoStream) -> tuple[float | None, bool]:
+    """``(end, of_video)``: where the header says the video stream (``of_video``) or the file ends,
+    in seconds; ``(None, False)`` when it states no duration."""
+    names = container.format.name.split(",")
+    if not any(n in HEADER_DURATION_FORMATS for n in names):
+        return None, False
+    if v.duration and v.time_base:
+        return float(((v.start_time or 0) + v.duration) * v.time_base), True
+    tag = v.metadata.get("DURATION") or v.metadata.get("duration")  # Matroska: the stream's end time
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec), True
+        except ValueError:
+            pass
+    if container.duration:
+        # Matroska's segment duration counts from 0; other formats' from the start time
+        start = 0 if "matroska" in names else (container.start_time or 0)
+        return (start + container.duration) / av.time_base, False
+    return None, False
+
+
 def probe(path: str | os.PathLike) -> VideoMeta:
     """Read the container header and scan the first video packets; no full decode."""
     container = open_input(path)
@@ -195,6 +226,7 @@ def probe(path: str | os.PathLike) -> VideoMeta:
             duration = container.duration / av.time_base
         else:
             duration = None
+        end_time, end_of_video = _end_time(container, v)
         frame_count_exact = bool(v.frames)
         frame_count = int(v.frames) if v.frames else (round(duration * float(rate)) if duration else None)
 
@@ -216,7 +248,7 @@ def probe(path: str | os.PathLike) -> VideoMeta:
             sample_aspect_ratio=Fraction(sar) if sar and sar != 0 else None,
             color_space=_SPACES.get(codes[0]), color_range=_RANGES.get(codes[1]),
             color_primaries=_PRIMARIES.get(codes[2]), color_trc=_TRCS.get(codes[3]), color_codes=codes,
-            streams=streams, tags=dict(container.metadata),
+            streams=streams, tags=dict(container.metadata), end_time=end_time, end_time_of_video=end_of_video,
         )
     except av.error.FFmpegError as exc:
         raise VideoError(f"{p}: cannot read ({_reason(exc)})") from None

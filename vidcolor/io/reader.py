@@ -10,9 +10,9 @@ from __future__ import annotations
 import bisect
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
@@ -21,8 +21,11 @@ from vidcolor.errors import VideoError
 from vidcolor.io.grey import luma_from_frame
 from vidcolor.io.probe import VideoMeta, open_input, probe
 
-# A decoded count this far below the container's frame count means the file was cut short.
+# A decode this many frames short of the container's frame count or end time means the file was cut short.
 TRUNCATION_TOLERANCE = 2
+# Decoders whose frame threads drop decode errors (FFmpeg's vp8.c, shared by VP7): a damaged frame
+# comes out as a picture, or not at all, and no error is returned. Slice threads report them.
+FRAME_THREADS_HIDE_ERRORS = {"vp7", "vp8"}
 
 
 @dataclass
@@ -39,6 +42,10 @@ class FrameChunk:
 
 
 _END = object()
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
@@ -58,10 +65,14 @@ class VideoReader:
     resumable runs. ``queue_size`` bounds decoded frames held in memory. ``grey``: yield the
     coded luma as (H, W, 1) full-range uint8 instead of RGB (``vidcolor.io.grey``; no RGB
     conversion, for monochrome styles).
+
+    A file that decodes short of what its container states (frame count, or end time), or a frame
+    that fails to decode, raises ``VideoError``. With ``allow_truncated`` the reader yields what
+    decodes instead, skips the packets that do not, and says so in ``warnings``.
     """
 
     def __init__(self, path: str | Path, *, meta: VideoMeta | None = None, start_frame: int = 0,
-                 queue_size: int = 16, threads: int = 0, grey: bool = False) -> None:
+                 queue_size: int = 16, threads: int = 0, grey: bool = False, allow_truncated: bool = False) -> None:
         self.path = Path(path)
         self.meta = meta or probe(self.path)
         self.start_frame = int(start_frame)
@@ -70,10 +81,13 @@ class VideoReader:
         self._thread: threading.Thread | None = None
         self._threads = threads
         self.grey = bool(grey)
+        self.allow_truncated = bool(allow_truncated)
         self.frames_decoded = 0
+        self.warnings: list[str] = []  # filled by the decoder thread before it ends the stream
+        self._at = (0, 0.0)  # (frame, seconds) of the last decoded frame, for messages
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -101,6 +115,7 @@ class VideoReader:
 
     def _decode(self) -> None:
         index = 0
+        last_pts: int | None = None
         try:
             container = open_input(self.path)
         except VideoError as exc:
@@ -108,47 +123,116 @@ class VideoReader:
             return
         try:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder
+            # frame + slice threads inside FFmpeg's decoder, slice threads alone where frame threads hide errors
+            stream.thread_type = "SLICE" if stream.codec_context.name in FRAME_THREADS_HIDE_ERRORS else "AUTO"
             if self._threads:
                 stream.codec_context.thread_count = self._threads
             tb = stream.time_base
             step = max(1, round(1 / (float(self.meta.frame_rate) * float(tb)))) if tb else 1
-            last_pts: int | None = None
             all_pts = self._seek(container, stream) if self.start_frame > 0 else None
-            for frame in container.decode(stream):
-                if self._stop.is_set():
-                    return
-                pts = frame.pts if frame.pts is not None else frame.dts
-                if pts is None:  # raw streams without timestamps: synthesise a constant rate
-                    pts = (last_pts + step) if last_pts is not None else 0
-                last_pts = pts
-                if all_pts is not None:  # after a seek the index comes from the frame's pts
-                    index = bisect.bisect_left(all_pts, pts)
-                if index >= self.start_frame:
-                    if self.grey:
-                        rgb = upright(luma_from_frame(frame)[..., None], self.meta.rotation)
-                    else:
-                        rgb = upright(frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None),
-                                      self.meta.rotation)
-                    if not self._put((index, int(pts), rgb)):
+            video_end: float | None = None  # seconds: end of the last decoded frame
+            data_end: float | None = None  # seconds: end of the last packet of any stream
+            damaged: list[tuple[int, float, str]] = []  # (frame, seconds, reason) of packets that did not decode
+            for packet in self._packets(container, damaged):
+                if packet is not None and packet.pts is not None and packet.time_base:
+                    end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                    data_end = end if data_end is None else max(data_end, end)
+                if packet is not None and packet.stream.index != stream.index:
+                    continue
+                try:
+                    frames = stream.decode(packet)
+                except av.error.FFmpegError as exc:
+                    if not self.allow_truncated:
+                        raise
+                    damaged.append((*self._at, _reason(exc)))
+                    continue
+                for frame in frames:
+                    if self._stop.is_set():
                         return
-                index += 1
-            expected = self.meta.frame_count if self.meta.frame_count_exact else None
-            if expected is not None and index < expected - TRUNCATION_TOLERANCE:
-                raise VideoError(f"{self.path}: truncated or corrupt: decoded {index} of {expected} frames")
+                    pts = frame.pts if frame.pts is not None else frame.dts
+                    if pts is None:  # raw streams without timestamps: synthesise a constant rate
+                        pts = (last_pts + step) if last_pts is not None else 0
+                    last_pts = pts
+                    self._at = (index, self._seconds(pts))
+                    if tb:
+                        end = float((pts + (frame.duration or step)) * tb)
+                        video_end = end if video_end is None else max(video_end, end)
+                    if all_pts is not None:  # after a seek the index comes from the frame's pts
+                        index = bisect.bisect_left(all_pts, pts)
+                    if index >= self.start_frame:
+                        if self.grey:
+                            rgb = upright(luma_from_frame(frame)[..., None], self.meta.rotation)
+                        else:
+                            rgb = upright(frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None),
+                                          self.meta.rotation)
+                        if not self._put((index, int(pts), rgb)):
+                            return
+                    index += 1
             if index == 0:
                 raise VideoError(f"{self.path}: no video frame could be decoded")
+            short = self._shortfall(index, video_end, data_end)
+            if short and not self.allow_truncated:
+                raise VideoError(f"{self.path}: truncated or corrupt: {short} (--allow-truncated encodes what decodes)")
+            if short:
+                self.warnings.append(f"{self.path}: truncated or corrupt: {short}; encoded what decodes")
+            if damaged:
+                frame_no, seconds, reason = damaged[0]
+                self.warnings.append(f"{self.path}: {len(damaged)} damaged packet(s) skipped, the first at frame "
+                                     f"{frame_no} (~{seconds:.2f} s): {reason}")
             self._put(_END)
         except VideoError as exc:
             self._put(exc)
         except av.error.FFmpegError as exc:
-            seconds = (last_pts - self.meta.start_pts) * float(self.meta.time_base) if last_pts is not None else 0.0
-            reason = getattr(exc, "strerror", None) or str(exc)
-            self._put(VideoError(f"{self.path}: corrupt data at frame {index} (~{seconds:.2f} s): {reason}"))
-        except Exception as exc:  # never leave the consumer waiting
+            self._put(VideoError(f"{self.path}: corrupt data at frame {index} (~{self._seconds(last_pts):.2f} s): "
+                                 f"{_reason(exc)} (--allow-truncated skips what does not decode)"))
+        except Exception as exc:  # noqa: BLE001  (never leave the consumer waiting)
             self._put(VideoError(f"{self.path}: decoding failed at frame {index}: {exc}"))
         finally:
             container.close()
+
+    def _packets(self, container: av.container.InputContainer,
+                 damaged: list[tuple[int, float, str]]) -> Iterator[av.Packet | None]:
+        """Every stream's packets, ending with one that flushes the video decoder (None after a read
+        error). A read error ends the file there when ``allow_truncated`` (noted in ``damaged``), else
+        it is raised."""
+        video = container.streams.video[0]
+        try:
+            for packet in container.demux():
+                # demux ends with an empty packet per stream (their stream_index is 0): keep the video's
+                if packet.size or packet.stream.index == video.index:
+                    yield packet
+            return
+        except av.error.FFmpegError as exc:
+            if not self.allow_truncated:
+                raise
+            damaged.append((*self._at, f"unreadable from there on ({_reason(exc)})"))
+        yield None
+
+    def _seconds(self, pts: int | None) -> float:
+        """A pts as seconds from the start of the video (0 before the first frame)."""
+        return (pts - self.meta.start_pts) * float(self.meta.time_base) if pts is not None else 0.0
+
+    def _shortfall(self, decoded: int, video_end: float | None, data_end: float | None) -> str | None:
+        """How much of what the container states did not decode ("decoded 1 of 47 frames (0.03 of
+        1.57 s)"), or None when the decode reached the end. ``decoded`` counts frames from the first
+        of the file; ``video_end``/``data_end`` are where the video frames and any stream's packets ended."""
+        m = self.meta
+        rate = float(m.frame_rate)
+        start = m.start_pts * float(m.time_base)
+        if m.frame_count_exact and m.frame_count:
+            if decoded >= m.frame_count - TRUNCATION_TOLERANCE:
+                return None
+            expected_s = m.duration if m.duration else m.frame_count / rate
+            got_s = (video_end - start) if video_end is not None else decoded / rate
+            return f"decoded {decoded} of {m.frame_count} frames ({got_s:.2f} of {expected_s:.2f} s)"
+        if m.end_time is None or video_end is None:
+            return None
+        # The container's own end may be another stream's (audio longer than the picture): any stream reaching it counts.
+        reached = video_end if m.end_time_of_video else max(video_end, data_end or video_end)
+        if reached >= m.end_time - TRUNCATION_TOLERANCE / rate - 0.002:  # Matroska rounds times to 1 ms
+            return None
+        expected = max(decoded, round((m.end_time - start) * rate))
+        return (f"decoded {decoded} of ~{expected} frames ({video_end - start:.2f} of {m.end_time - start:.2f} s)")
 
     def _seek(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[int] | None:
         """Seek to the keyframe at or before ``start_frame``; return every frame's pts in order, so a
