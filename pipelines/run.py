@@ -124,11 +124,9 @@ def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 in [0, 1] on ``device``. To a GPU the uint8
     frames go through pinned (page-locked) memory, so the copy is asynchronous (non_blocking)."""
     if device.type == "cpu" and frames.dtype == np.uint8 and frames.ndim == 4 and frames.flags.c_contiguous:
-        import cv2  # one pass, 2.5x faster than torch's convert-then-divide, the same float32 values
-
-        out = np.empty(frames.shape, np.float32)
-        for i in range(frames.shape[0]):
-            cv2.multiply(frames[i], (1 / 255,) * 4, dst=out[i], dtype=cv2.CV_32F)
+        # one pass, the same float32 values as torch's convert-then-divide and 2x faster; OpenCV's
+        # scaled multiply into float32 was 2x slower than this in 4.x and 6x in 5.x
+        out = np.divide(frames, np.float32(255), dtype=np.float32)
         return torch.from_numpy(out).permute(0, 3, 1, 2)  # channels-last memory
     t = torch.from_numpy(frames)
     if device.type == "cuda":
