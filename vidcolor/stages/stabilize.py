@@ -47,7 +47,7 @@ _AUTO_LUMA_TOL = 0.02
 
 def _lab(rgb: torch.Tensor) -> torch.Tensor:
     """RGB (T, 3, H, W) in [0, 1] -> Lab. OpenCV on CPU (float32, about 10x faster than the torch
-    formula; within 0.4 Lab units of ``vidcolor.color.rgb_to_lab``), the torch formula elsewhere."""
+    formula; within half a Lab unit of ``vidcolor.color.rgb_to_lab``), the torch formula elsewhere."""
     if rgb.device.type != "cpu":
         return rgb_to_lab(rgb)
     import cv2
@@ -85,8 +85,9 @@ def _blend(cur: torch.Tensor, prev: torch.Tensor, flow: torch.Tensor, conf: torc
 
     On CPU the resizes, the warp and the blend are OpenCV's (``cv2.resize``, ``cv2.remap``,
     ``cv2.blendLinear``: the same bilinear geometry and border replication as
-    :func:`vidcolor.flow.warp`, sample positions rounded to 1/32 pixel); ``grid_sample`` and
-    ``interpolate`` at 854x480 were two thirds of the stage's time."""
+    :func:`vidcolor.flow.warp`; OpenCV 4.x rounds sample positions to 1/32 pixel, 5.x does too for
+    two channels and samples one and three exactly); ``grid_sample`` and ``interpolate`` at 854x480
+    were two thirds of the stage's time."""
     _, height, width = cur.shape
     if cur.device.type != "cpu" or cur.dtype != torch.float32:
         wk = F.interpolate(conf[None], size=(height, width), mode="bilinear", align_corners=False)[0]
