@@ -402,6 +402,8 @@ def _segment_packets(path: Path, first_pts: int, time_base: Fraction) -> Iterato
                 dts = stamps[known][1] - (known - i) * step if known is not None else p.pts
             p.pts = round((p.pts * tb - offset) / time_base)
             p.dts = round((dts * tb - offset) / time_base)
+            # durations too: left in the segment's time base they state a longer film than the frames hold
+            p.duration = round(p.duration * tb / time_base) if p.duration else 0
             p.time_base = time_base
             i += 1
             yield p
