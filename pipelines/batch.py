@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from vidcolor.errors import InputError, VidcolorError
+from vidcolor.errors import InputError, Interrupted, VidcolorError
 from vidcolor.io.containers import part_path, work_dir_path
 from vidcolor.styles import Style, get_style
 
@@ -211,7 +211,7 @@ def _die_with_parent() -> None:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
 
 
 def _worker_main(conn: Any, threads: int, parent_pid: int) -> None:
@@ -221,6 +221,8 @@ def _worker_main(conn: Any, threads: int, parent_pid: int) -> None:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     signal.signal(signal.SIGTERM, _interrupt)  # the parent's stop: unwind so the writer removes its .part
+    if hasattr(signal, "SIGHUP"):  # a closed terminal reaches the whole group: unwind as on SIGTERM
+        signal.signal(signal.SIGHUP, _interrupt)
     import torch
 
     torch.set_num_threads(threads)

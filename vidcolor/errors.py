@@ -31,3 +31,16 @@ class ProcessingError(VidcolorError):
 
 class WeightsError(InputError):
     """Model weights that are missing, corrupt or do not fit the architecture."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) delivered as Ctrl-C is: the same unwinding and clean-up, and
+    the exit code 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.message = f"interrupted ({signal.Signals(signum).name})"

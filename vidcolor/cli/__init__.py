@@ -9,6 +9,7 @@ import itertools
 import click
 
 from vidcolor import __version__
+from vidcolor.cli import signals
 from vidcolor.cli.common import STATE, abort, add_verbosity_options
 
 # name -> "module:attribute"; each module holds one thin click command.
@@ -103,3 +104,4 @@ def main(verbose: int, quiet: bool) -> None:
     """
     STATE.verbose = verbose
     STATE.quiet = quiet
+    signals.install()  # SIGTERM/SIGHUP unwind like Ctrl-C: no .part file left behind

@@ -113,8 +113,8 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except KeyboardInterrupt:
-            abort("interrupted", 130, as_json)
+        except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM/SIGHUP (``Interrupted``): 128 + signal
+            abort(getattr(exc, "message", "interrupted"), getattr(exc, "exit_code", 130), as_json)
         except Exception as exc:  # noqa: BLE001  (every failure is one line; bugs name their type)
             if STATE.verbose:
                 import traceback
