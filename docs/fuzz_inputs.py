@@ -23,6 +23,7 @@ container cannot tell: the lost frames are gone from the data and from its index
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -141,16 +142,18 @@ def run_one(src: Path, out: Path, clip_frames: int, decodable: int, allow_trunca
 
     args = ["run", str(src), "--style", "noir", "-o", str(out), "--overwrite", "--json", "--no-resumable"]
     r = CliRunner().invoke(main, args + (["--allow-truncated"] if allow_truncated else []))
-    err = r.stderr.strip()
-    escaped = r.exception is not None and not isinstance(r.exception, SystemExit)
-    if escaped or "Traceback" in r.output:
-        return Outcome("traceback", False, repr(r.exception) if escaped else err[-300:])
-    if r.exit_code:
+    err, stdout, output, exit_code, exception = r.stderr.strip(), r.stdout, r.output, r.exit_code, r.exception
+    escaped = exception is not None and not isinstance(exception, SystemExit)
+    del r, exception
+    gc.collect()  # free this run's decoders here, not in the next run's threads
+    if escaped or "Traceback" in output:
+        return Outcome("traceback", False, err[-300:])
+    if exit_code:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         one_line = len(lines) == 1 and lines[0].startswith("vidcolor: error: ")
-        column = {2: "refused", 1: "failed"}.get(r.exit_code, "traceback")
+        column = {2: "refused", 1: "failed"}.get(exit_code, "traceback")
         return Outcome(column if one_line else "traceback", False, err)
-    report = json.loads(r.stdout)
+    report = json.loads(stdout)
     frames = output_frames(out)
     out.unlink()
     if report["warnings"]:

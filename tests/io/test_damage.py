@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 
 import av
 import pytest
@@ -169,6 +170,7 @@ def test_state_files_are_loaded_as_tensors_only(tmp_path):
 def load_fuzzer():
     spec = importlib.util.spec_from_file_location("fuzz_inputs", REPO / "docs" / "fuzz_inputs.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fuzz_inputs", module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -105,6 +105,10 @@ class VideoReader:
 
     # -- decoding --------------------------------------------------------------------------
     def _put(self, item) -> bool:
+        if isinstance(item, BaseException):
+            # no traceback or chained error: they hold this thread's frames, and with them the
+            # decoder, which FFmpeg must then free wherever the garbage collector runs
+            item.__context__ = item.__cause__ = item.__traceback__ = None
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
