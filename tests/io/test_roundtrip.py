@@ -191,3 +191,21 @@ def test_reader_seeks_to_start_frame(tmp_path, ext, pts):
             got = list(r.frames())
         assert [(i, p) for i, p, _ in got] == [(i, p) for i, p, _ in full[start:]]
         assert all(np.array_equal(a[2], b[2]) for a, b in zip(got, full[start:]))
+
+
+def test_a_failed_run_stops_the_encoder_thread(tmp_path):
+    """A run that fails while the writer's queue is full leaves no encoder thread behind (batch workers
+    run file after file in one process) and no .part file."""
+    src = make_clip(tmp_path / "in.mp4", frames=4, width=640, height=360, audio=False)
+    meta = probe(src)
+    frames = np.random.default_rng(0).integers(0, 256, (8, 360, 640, 3), dtype=np.uint8)  # slow to encode
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out, meta, queue_size=1)
+    with pytest.raises(RuntimeError, match="stage failed"):
+        with writer:
+            for k in range(3):  # the encoder is busy with the first chunk: the queue is full
+                writer.write(frames, list(range(8 * k, 8 * k + 8)))
+            assert writer._queue.full()
+            raise RuntimeError("stage failed")
+    assert writer._thread is None or not writer._thread.is_alive()
+    assert not out.exists() and not (tmp_path / "out.mp4.part").exists()

@@ -155,6 +155,7 @@ class VideoWriter(WriterBase):
         self._container: av.container.OutputContainer | None = None
         self._copy: _CopyStreams | None = None
         self._closed = False
+        self._aborted = False  # set by abort(): the encoder thread stops at the next frame
 
     # -- setup -----------------------------------------------------------------------------
     def _open(self) -> None:
@@ -235,12 +236,17 @@ class VideoWriter(WriterBase):
 
     def _encode_loop(self) -> None:
         try:
-            while True:
-                item = self._queue.get()
+            while not self._aborted:
+                try:  # a timeout, not a blocking get: abort() may find the queue full and put no None
+                    item = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
                 if item is None:
                     break
                 frames, pts = item
                 for rgb, p in zip(frames, pts):
+                    if self._aborted:  # a failed run does not wait for its queued frames to encode
+                        return
                     self._mux_video(self._stream.encode(self._to_frame(rgb, p)))
                     self.frames_written += 1
         except BaseException as exc:  # surfaced to the producer on the next write/close
@@ -299,7 +305,7 @@ class VideoWriter(WriterBase):
 
     def abort(self) -> None:
         """Stop and remove the ``.part`` file (the output path is never touched)."""
-        self._closed = True
+        self._closed = self._aborted = True
         try:
             self._queue.put_nowait(None)
         except queue.Full:
