@@ -528,9 +528,9 @@ def ratios(cases: dict, styles: list[str]) -> dict:
     r = {}
     for style in styles:
         for suffix in ("", " --temporal 0"):
-            s, l = cases.get(f"run {style}{suffix} 854x480 short"), cases.get(f"run {style}{suffix} 854x480 long")
-            if s and l:
-                r[f"{style}{suffix}: peak RSS long/short (10x frames)"] = l["peak_rss_mib"] / s["peak_rss_mib"]
+            short, long_ = cases.get(f"run {style}{suffix} 854x480 short"), cases.get(f"run {style}{suffix} 854x480 long")
+            if short and long_:
+                r[f"{style}{suffix}: peak RSS long/short (10x frames)"] = long_["peak_rss_mib"] / short["peak_rss_mib"]
     anchor = cases.get("anchor pix2pix unet_256 @256x256")
     col = cases.get("run colorize 854x480 long")
     if anchor and col:
