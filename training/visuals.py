@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from vidcolor.color import lab_to_rgb_keep_lightness
+from vidcolor.errors import ProcessingError
 
 
 @torch.no_grad()
@@ -43,7 +44,8 @@ def save_sample_grid(path: Path, objective, batch: dict, recipe) -> None:
     grid = torch.cat(lines, dim=1).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(grid), cv2.COLOR_RGB2BGR))
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(grid), cv2.COLOR_RGB2BGR)):
+        raise ProcessingError(f"{path}: cannot write the sample grid")
     os.replace(tmp, path)
 
 
