@@ -1,5 +1,5 @@
 # Sourced by bin/vidcolor, bin/test and bin/bench: make .venv on first use, install the locked
-# dependencies (requirements/runtime.txt, or requirements/dev.txt when VC_LOCK=dev) and vidcolor
+# dependencies (requirements-runtime.txt, or requirements-dev.txt when VC_LOCK=dev) and vidcolor
 # itself, reinstall when pyproject.toml or that lock changes, and do nothing (fast) otherwise.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +17,7 @@ _vc_python() {
 }
 
 # The stamp is "<lock> <hash of pyproject.toml and that lock>".
-_vc_stamp() { echo "$1 $(cat "$ROOT/pyproject.toml" "$ROOT/requirements/$1.txt" | sha256sum | cut -c1-16)"; }
+_vc_stamp() { echo "$1 $(cat "$ROOT/pyproject.toml" "$ROOT/requirements-$1.txt" | sha256sum | cut -c1-16)"; }
 
 # A venv that has the dev lock has the runtime one too (same pins): never step it down to runtime.
 if [ "$VC_LOCK" = runtime ] && [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 "$STAMP")" = dev ]; then
@@ -28,7 +28,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$(_vc_python)" -m venv "$VENV"
 fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(_vc_stamp "$VC_LOCK")" ]; then
-    echo "vidcolor: installing vidcolor and its locked dependencies (requirements/$VC_LOCK.txt) into $VENV..." >&2
+    echo "vidcolor: installing vidcolor and its locked dependencies (requirements-$VC_LOCK.txt) into $VENV..." >&2
     # torch 2.14.1 from PyPI is a CUDA build: the venv takes ~6.5 GB. Say so before pip fills the disk.
     NEED_KB=$((7 * 1024 * 1024))
     FREE_KB="$(df -Pk "$VENV" 2>/dev/null | awk 'NR == 2 {print $4}')"
@@ -39,7 +39,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(_vc_stamp "$VC_LOCK")" ]; then
     LOG="$VENV/install.log"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >"$LOG" 2>&1 || true
     # The lock has every dependency with its hashes; vidcolor itself goes in without resolving any.
-    if ! { "$VENV/bin/python" -m pip install -r "$ROOT/requirements/$VC_LOCK.txt" \
+    if ! { "$VENV/bin/python" -m pip install -r "$ROOT/requirements-$VC_LOCK.txt" \
             && "$VENV/bin/python" -m pip install --no-deps -e "$ROOT"; } >>"$LOG" 2>&1; then
         tail -n 30 "$LOG" >&2
         echo "vidcolor: installation failed (full log: $LOG)" >&2

@@ -1,4 +1,4 @@
-"""requirements/*.txt (made by bin/lock) agree with pyproject.toml, and the venv has what its lock says."""
+"""requirements-*.txt (made by bin/lock) agree with pyproject.toml, and the venv has what its lock says."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def parse_lock(text: str) -> dict[str, Requirement]:
 
 
 def load_lock(which: str) -> dict[str, Requirement]:
-    return parse_lock((REPO / "requirements" / f"{which}.txt").read_text())
+    return parse_lock((REPO / f"requirements-{which}.txt").read_text())
 
 
 def missing_or_wrong(reqs: list[Requirement], pins: dict[str, Requirement]) -> list[str]:
@@ -96,12 +96,12 @@ def installed_mismatches(pins: dict[str, Requirement]) -> list[str]:
 @pytest.mark.parametrize("which,extras", [("runtime", ()), ("dev", ("dev",))])
 def test_lock_satisfies_pyproject(which, extras):
     bad = missing_or_wrong(pyproject_requirements(extras), load_lock(which))
-    assert not bad, f"requirements/{which}.txt disagrees with pyproject.toml (run bin/lock): {bad}"
+    assert not bad, f"requirements-{which}.txt disagrees with pyproject.toml (run bin/lock): {bad}"
 
 
 def test_runtime_lock_has_no_dev_tools_and_matches_dev_lock():
     runtime, dev = load_lock("runtime"), load_lock("dev")
-    assert not DEV_ONLY & set(runtime), f"dev-only packages in requirements/runtime.txt: {DEV_ONLY & set(runtime)}"
+    assert not DEV_ONLY & set(runtime), f"dev-only packages in requirements-runtime.txt: {DEV_ONLY & set(runtime)}"
     assert "vidcolor" not in runtime and "vidcolor" not in dev
     differ = {n: (str(r.specifier), str(dev[n].specifier) if n in dev else None)
               for n, r in runtime.items() if n not in dev or str(dev[n].specifier) != str(r.specifier)}
@@ -134,4 +134,4 @@ def test_installed_versions_equal_the_lock():
     if which not in ("runtime", "dev"):
         pytest.skip(f"{sys.prefix} was installed without a lock (old stamp); bin/test reinstalls it from one")
     wrong = installed_mismatches(load_lock(which))
-    assert not wrong, f"{sys.prefix} differs from requirements/{which}.txt (bin/test reinstalls it): {wrong}"
+    assert not wrong, f"{sys.prefix} differs from requirements-{which}.txt (bin/test reinstalls it): {wrong}"
