@@ -4,12 +4,14 @@ Every case runs in its own subprocess so its peak RSS is its own (``os.wait4`` r
 Inputs are made here: an 854x480 30 fps clip with audio, panning and zooming over a real
 photograph (Kodak, from ../shared/data when present), 2 s and 20 s long, so "memory flat with
 length" is measured on the same content at 1x and 10x. Real clips from ../shared/data are added
-when present. Prints a table and writes JSON.
+when present. Prints a table, writes JSON and the markdown page docs/benchmarks.md;
+``--markdown-from bench.json`` rewrites the page from saved results without measuring.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -461,11 +463,21 @@ def main() -> None:
                     help="comma-separated styles to time end to end (model styles get random-init weights)")
     ap.add_argument("--skip-models", action="store_true", help="skip model-only timings")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
+    ap.add_argument("--markdown", default=str(REPO / "docs" / "benchmarks.md"),
+                    help="the page written from the results (default docs/benchmarks.md; '' for none)")
+    ap.add_argument("--markdown-from", metavar="JSON",
+                    help="write the --markdown page from a saved bench.json and exit (no measuring)")
     args = ap.parse_args()
+    if args.markdown_from:
+        write_markdown(json.loads(Path(args.markdown_from).read_text()), Path(args.markdown or "docs/benchmarks.md"))
+        print(f"wrote {args.markdown}")
+        return
     short_s = 2.0 if args.quick else 5.0
     styles = [s for s in args.styles.split(",") if s]
-    results: dict = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
-                     "cases": {}}
+    results: dict = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+                                 **_versions()},
+                     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                     "command": " ".join(["bin/bench", *sys.argv[1:]]), "quick": args.quick, "cases": {}}
 
     def record(key: str, res: dict) -> None:
         results["cases"][key] = res
@@ -522,6 +534,9 @@ def main() -> None:
             print(f"{k:<70} {v:.3f}")
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
+    if args.markdown:
+        write_markdown(results, Path(args.markdown))
+        print(f"wrote {args.markdown}")
 
 
 def ratios(cases: dict, styles: list[str]) -> dict:
@@ -568,6 +583,102 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the libraries the figures depend on, read without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for key, dists in (("torch", ("torch",)), ("opencv", ("opencv-python-headless", "opencv-python")),
+                       ("av", ("av",)), ("numpy", ("numpy",))):
+        for dist in dists:
+            try:
+                found[key] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
+    return found
+
+
+def _num(v) -> str:
+    """A figure as the page shows it: one decimal from 10 up, two from 1, three significant digits below."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
+
+
+def benchmarks_markdown(results: dict) -> str:
+    """The benchmarks page (markdown) for a ``bench.json``'s results: machine, date, command, tables."""
+    m = results.get("machine", {})
+    unknown = "not recorded"
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `bin/bench` from its `bench.json`; do not edit by hand. Measure and rewrite this page with",
+        "`bin/bench --out bench.json` (every case; `--quick`: shorter clips), or",
+        "rewrite it from saved results with `.venv/bin/python bin/bench.py --markdown-from bench.json`.",
+        "",
+        "Every case runs in a process of its own on an 854×480 30 fps clip with audio, panning over a real",
+        'photograph; "short" and "long" clips differ tenfold in length, so peak memory can be compared at',
+        "1× and 10×. Back-to-back runs of one case move by about ±5 %: compare ratios measured in one run.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| machine | {m.get('cpu', unknown)}, {m.get('cores', '?')} cores |",
+        f"| software | Python {m.get('python', '?')}, torch {m.get('torch', '?')}, OpenCV {m.get('opencv', '?')}, "
+        f"PyAV {m.get('av', '?')}, NumPy {m.get('numpy', '?')} |",
+        f"| date | {results.get('date', unknown)} |",
+        f"| command | `{results.get('command', unknown)}` |",
+    ]
+    if results.get("random_init_weights"):
+        lines.append("| weights | random init for " + ", ".join(f"`{n}`" for n in results["random_init_weights"])
+                     + " (speed does not depend on the values) |")
+    cases = results.get("cases", {})
+    simple = {k: v for k, v in cases.items() if "fps" in v}
+    if simple:
+        lines += ["", "## Throughput and memory", "",
+                  "| case | frames | frames/s | peak RSS (MiB) | files in TMPDIR |", "|---|---|---|---|---|"]
+        for k, v in simple.items():
+            tmp = str(v["tmp_files_seen"]) if "tmp_files_seen" in v else ""
+            rss = _num(v["peak_rss_mib"]) if "peak_rss_mib" in v else ""
+            lines.append(f"| {k} | {v.get('frames', '')} | {_num(v['fps'])} | {rss} | {tmp} |")
+    for k, v in cases.items():
+        if "stage_fps" not in v:
+            continue
+        cpu, cores = v.get("stage_cpu_ms", {}), v.get("stage_cores", {})
+        lines += ["", f"## Parts alone: {k}", "",
+                  "Each part of the style's pipeline alone on the whole machine (frames/s), and its CPU time a frame",
+                  "with the thread counts a run gives it. The slowest part bounds what overlapping them can reach.",
+                  "", "| part | frames/s alone | CPU ms a frame | cores used |", "|---|---|---|---|"]
+        for part, f in v["stage_fps"].items():
+            c = _num(cpu[part]) if part in cpu else ""
+            n = _num(cores[part]) if part in cores else ""
+            lines.append(f"| {part} | {_num(f)} | {c} | {n} |")
+        for part, x in v.items():
+            if part.endswith("alone fps"):
+                lines.append(f"| {part[:-10]} (pipeline step) | {_num(x)} | | |")
+            elif part.endswith("ms/frame"):
+                lines.append(f"| {part[:-9]} | | {_num(x)} | |")
+    quality = {k: v for k, v in cases.items() if any(q.startswith("warping_error") for q in v)}
+    for k, v in quality.items():
+        lines += ["", f"## {k}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {q} | {_num(x)} |" for q, x in v.items()
+                  if q.startswith(("warping_error", "cdc", "psnr"))]
+    if results.get("ratios"):
+        lines += ["", "## Ratios (same run)", "", "| ratio | value |", "|---|---|"]
+        lines += [f"| {k} | {_num(v)} |" for k, v in results["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    """Write :func:`benchmarks_markdown` to ``path`` (whole or not at all)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(benchmarks_markdown(results))
+    os.replace(part, path)
 
 
 CASES = {"weights": case_weights, "decode": case_decode, "transcode": case_transcode,
