@@ -3,7 +3,7 @@
 Makes ``--count`` seeded mutants of small clips (mp4, mov, mkv with H.264 and AAC, webm with VP8 and
 Opus, made here with PyAV, and a real Matroska clip from the shared data when it is there): cut at
 a random offset, a block of zeros written over, or bits flipped. Each mutant goes through
-``vidcolor run --style noir --json`` in this process (click's test runner), once as it is and once
+``vidcolor run --style noir --json`` in a process of its own, once as it is and once
 with ``--allow-truncated``, and lands in one column:
 
   full       exit 0, no warning, as many frames as the mutant decodes
@@ -12,6 +12,7 @@ with ``--allow-truncated``, and lands in one column:
   failed     exit 1 with a one-line error
   traceback  an exception escaped or a traceback was printed            (must be 0)
   silent     exit 0, no warning, fewer frames than the mutant decodes   (must be 0)
+  hang       no end within two minutes                                  (must be 0)
 
 "Decodes" is measured apart from vidcolor: every packet through a single-threaded decoder, the ones
 that fail skipped. ``short`` counts the ``full`` runs shorter than the undamaged clip (damage the
@@ -23,11 +24,11 @@ container cannot tell: the lost frames are gone from the data and from its index
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -39,7 +40,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIP = "videos/intel_asl_eat.mkv"  # 47 frames, 640x480 H.264 in Matroska
-COLUMNS = ("full", "warned", "refused", "failed", "traceback", "silent")
+COLUMNS = ("full", "warned", "refused", "failed", "traceback", "silent", "hang")
 
 
 def make_clip(path: Path, codec: str, audio_codec: str | None, frames: int = 24, size: tuple[int, int] = (96, 64),
@@ -135,25 +136,26 @@ class Outcome:
     message: str
 
 
-def run_one(src: Path, out: Path, clip_frames: int, decodable: int, allow_truncated: bool) -> Outcome:
-    from click.testing import CliRunner
-
-    from vidcolor.cli import main
-
-    args = ["run", str(src), "--style", "noir", "-o", str(out), "--overwrite", "--json", "--no-resumable"]
-    r = CliRunner().invoke(main, args + (["--allow-truncated"] if allow_truncated else []))
-    err, stdout, output, exit_code, exception = r.stderr.strip(), r.stdout, r.output, r.exit_code, r.exception
-    escaped = exception is not None and not isinstance(exception, SystemExit)
-    del r, exception
-    gc.collect()  # free this run's decoders here, not in the next run's threads
-    if escaped or "Traceback" in output:
+def run_one(src: Path, out: Path, clip_frames: int, decodable: int, allow_truncated: bool,
+            timeout: float = 120.0) -> Outcome:
+    """One ``vidcolor run`` in a process of its own, as a user runs it: a damaged file cannot leave
+    decoder state behind for the next run, and a run that never ends is a ``hang``."""
+    args = [sys.executable, "-c", "from vidcolor.cli import main; main()", "run", str(src), "--style", "noir",
+            "-o", str(out), "--overwrite", "--json", "--no-resumable"]
+    try:
+        r = subprocess.run(args + (["--allow-truncated"] if allow_truncated else []), capture_output=True,
+                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return Outcome("hang", False, f"no end after {timeout:.0f} s")
+    err, exit_code = r.stderr.strip(), r.returncode
+    if "Traceback" in err or "Traceback" in r.stdout or exit_code < 0:
         return Outcome("traceback", False, err[-300:])
     if exit_code:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         one_line = len(lines) == 1 and lines[0].startswith("vidcolor: error: ")
         column = {2: "refused", 1: "failed"}.get(exit_code, "traceback")
         return Outcome(column if one_line else "traceback", False, err)
-    report = json.loads(stdout)
+    report = json.loads(r.stdout)
     frames = output_frames(out)
     out.unlink()
     if report["warnings"]:
@@ -209,7 +211,7 @@ def main() -> int:
         results = fuzz(args.count, args.seed, Path(tmp), shared if shared.is_dir() else None,
                        log=(lambda line: print(line, file=sys.stderr)) if args.verbose else None)
     print(table(results))
-    bad = sum(r["columns"]["traceback"] + r["columns"]["silent"] for r in results.values())
+    bad = sum(r["columns"]["traceback"] + r["columns"]["silent"] + r["columns"]["hang"] for r in results.values())
     return 1 if bad else 0
 
 

@@ -177,12 +177,13 @@ def load_fuzzer():
 
 def test_fuzzed_inputs_never_traceback_nor_come_out_short_in_silence(tmp_path):
     """Twelve seeded mutants of small mp4/mov/mkv/webm clips (``docs/fuzz_inputs.py``), each run
-    with and without ``--allow-truncated``."""
+    with and without ``--allow-truncated`` by the CLI in a process of its own."""
     fuzz = load_fuzzer()
     results = fuzz.fuzz(12, seed=1, folder=tmp_path)
     for mode, r in results.items():
         assert r["columns"]["traceback"] == 0, (mode, r)
         assert r["columns"]["silent"] == 0, (mode, r)
+        assert r["columns"]["hang"] == 0, (mode, r)
         assert sum(r["columns"].values()) == 12
     assert results["default"]["columns"]["refused"] > 0  # the seed damages some beyond use
 
