@@ -216,18 +216,18 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
             outs = [stage.process(c) for c in chunks]  # the next part's input (and a warm-up)
             fps[f"stage {i + 1} {stage.name}"] = timed(stage.process, chunks, before=stage.reset,
                                                        part=f"stage {i + 1} {stage.name}")
-            if hasattr(stage, "phases") and chunks[0].frames.shape[1] == 1:
+            steps = stage.phases()
+            if steps is not None and chunks[0].frames.shape[1] == 1:
                 # the pipeline steps a run gives the stage threads of their own: each alone
-                predict, render = stage.phases()
+                predict, render = steps
 
                 def refill(predict=predict, stage=stage) -> None:
                     stage.reset()
-                    stage._pending.clear()
                     for c in chunks:
                         predict.process(c)
 
                 extra[f"stage {i + 1} {stage.name}: step {predict.name} alone fps"] = timed(
-                    predict.process, chunks, before=lambda stage=stage: (stage.reset(), stage._pending.clear()))
+                    predict.process, chunks, before=stage.reset)
                 extra[f"stage {i + 1} {stage.name}: step {render.name} alone fps"] = timed(
                     render.process, chunks, before=refill)
             if getattr(stage, "stabilizer", None) is not None:  # a colorizer stabilizing its own chroma

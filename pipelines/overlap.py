@@ -45,7 +45,7 @@ def run_stages(stages: list[Stage], chunks: Iterable[Chunk], depth: int = 1) -> 
     queue). An exception in a stage or in ``chunks`` is raised here, in the caller's thread;
     closing the generator early stops the threads."""
     # a stage that splits into pipeline steps (Colorize: model, then rendering) runs them in threads
-    stages = [step for s in stages for step in (s.phases() if hasattr(s, "phases") else [s])]
+    stages = [step for s in stages for step in (s.phases() or [s])]
     if len(stages) < 2:
         for chunk in chunks:
             for stage in stages:

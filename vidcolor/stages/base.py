@@ -131,15 +131,35 @@ def _fmt(x: float | None) -> str:
 class Stage:
     """Base class. Subclasses implement ``process``; temporal ones also the state methods.
 
-    ``style_keys``: every key a style table may give this stage, with its type and range (empty:
-    the table goes to the constructor unchecked). ``overrides``: the ``ctx.overrides`` keys the
-    class can read; ``reads_overrides`` narrows them for one table (a ``lut`` grade reads ``lut``,
-    a ``sepia`` grade does not).
+    The contract, each part with a default here:
+
+    - capabilities: ``accepts_uint8`` (takes decoded uint8 RGB frames on CPU) and ``accepts_grey``
+      (takes and may give (T, 1, H, W) uint8 luma on CPU); False unless a class says so (a class
+      whose answer depends on its settings overrides them with a property);
+    - ``style_keys``: every key a style table may give this stage, with its type and range (empty:
+      the table goes to the constructor unchecked); ``overrides``: the ``ctx.overrides`` keys the
+      class can read; ``reads_overrides`` narrows them for one table (a ``lut`` grade reads
+      ``lut``, a ``sepia`` grade does not);
+    - ``warnings``: messages for the run report, a list every stage has (empty by default);
+    - ``phases()``: the stage split into pipeline steps that each get a thread, or None (run whole);
+    - state: ``state_dict`` / ``load_state_dict`` / ``reset`` (none kept by default).
     """
 
     name: ClassVar[str] = "stage"
     style_keys: ClassVar[dict[str, Param]] = {}
     overrides: ClassVar[frozenset[str]] = frozenset()
+    accepts_uint8: ClassVar[bool] = False
+    accepts_grey: ClassVar[bool] = False
+
+    @property
+    def warnings(self) -> list[str]:
+        """Messages for the run report; created on first use so subclasses need not call ``__init__``."""
+        return self.__dict__.setdefault("_stage_warnings", [])
+
+    def phases(self) -> list[Stage] | None:
+        """The stage as consecutive pipeline steps (``pipelines.overlap.run_stages`` gives each a
+        thread) with the same output as ``process``; None: the stage runs as one step."""
+        return None
 
     @classmethod
     def reads_overrides(cls, table: dict[str, Any]) -> frozenset[str]:

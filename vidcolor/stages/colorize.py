@@ -25,6 +25,7 @@ the full-size RGB <-> Lab round trip, warp and blend (docs/architecture.md, "Sta
 
 from __future__ import annotations
 
+import collections
 from typing import Any, ClassVar
 
 import numpy as np
@@ -196,6 +197,7 @@ class Colorize(Stage):
         self.multiple = int(getattr(model, "size_multiple", 1))
         self.model = prepare_model(model, self.device, compile=self.compile, dtype=self.dtype)
         self._pool = None  # helper thread for the full-size per-frame work on CPU (see process)
+        self._pending: collections.deque = collections.deque()  # see phases
         if float(tta_sigma) < 0:
             raise ValueError(f"tta_sigma must be >= 0, got {tta_sigma}")
         self.flip_tta, self.tta_sigma = bool(flip_tta), float(tta_sigma)
@@ -271,10 +273,8 @@ class Colorize(Stage):
         """The stage as two pipeline steps for ``overlap.run_stages``, each in a thread of its own:
         the model and the stabilizer (in frame order), then the full- or half-size rendering of the
         chunk before. Only for luma input (``_process_grey``); the same frames as ``process``."""
-        import collections
-
         self._pending = collections.deque()  # predicted chunks waiting for their rendering
-        return [_Phase(self, "predict"), _Phase(self, "render")]
+        return [_Phase(self, "predict", self._pending), _Phase(self, "render", self._pending)]
 
     @torch.inference_mode()
     def process(self, chunk: Chunk) -> Chunk:
@@ -311,9 +311,9 @@ class Colorize(Stage):
         :func:`vidcolor.io.grey.i420_from_luma` takes chroma from it and corrects the input's own
         full-size luma by the colour's luma difference. The full-size L* -> RGB -> Y'CbCr work of
         the RGB path (and the decoder's and encoder's conversions) disappears."""
-        return self._render_grey(grey, yuv, *self._predict_grey(grey, index))
+        return self.render_grey(grey, yuv, *self.predict_grey(grey, index))
 
-    def _predict_grey(self, grey: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def predict_grey(self, grey: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Luma -> (full-size L*, ab at working size (stabilized), L* at working size)."""
         import cv2
 
@@ -326,10 +326,10 @@ class Colorize(Stage):
         ab_small, L_small = self._predict(L, index)
         return L, ab_small, L_small
 
-    def _render_grey(self, grey: torch.Tensor, yuv: tuple[int, bool] | None, L: torch.Tensor,
-                     ab_small: torch.Tensor, L_small: torch.Tensor, split: bool = True) -> torch.Tensor:
-        """The rest of :meth:`_process_grey` after the model; ``split``: over two threads (not when
-        the rendering already has a pipeline thread of its own: measured 58-60 -> 62-64 frames/s)."""
+    def render_grey(self, grey: torch.Tensor, yuv: tuple[int, bool] | None, L: torch.Tensor,
+                    ab_small: torch.Tensor, L_small: torch.Tensor, split: bool = True) -> torch.Tensor:
+        """The rest of :meth:`_process_grey` after :meth:`predict_grey`; ``split``: over two threads
+        (not when the rendering already has a pipeline thread of its own, which the split would slow)."""
         import cv2
 
         from vidcolor.color import grey_lightness_fast
@@ -381,6 +381,7 @@ class Colorize(Stage):
 
     # -- temporal state (the chroma stabilizer's) -------------------------------------------------
     def reset(self) -> None:
+        self._pending.clear()  # predictions of the phases not rendered yet belong to the frames before
         if self.stabilizer is not None:
             self.stabilizer.reset()
 
@@ -409,8 +410,8 @@ class _Phase(Stage):
     leaves its result in the parent's queue (chunks arrive in order, one thread per step), ``render``
     takes it. Chunks that are not luma go through the parent's ``process`` in the render step."""
 
-    def __init__(self, parent: Colorize, step: str) -> None:
-        self.parent, self.step = parent, step
+    def __init__(self, parent: Colorize, step: str, pending: collections.deque) -> None:
+        self.parent, self.step, self.pending = parent, step, pending
         self.name = f"colorize:{step}"
 
     @torch.inference_mode()
@@ -419,11 +420,11 @@ class _Phase(Stage):
         luma = x.dtype == torch.uint8 and x.shape[1] == 1
         if self.step == "predict":
             if luma:
-                p._pending.append((chunk.index, p._predict_grey(x, chunk.index)))
+                self.pending.append((chunk.index, p.predict_grey(x, chunk.index)))
             return chunk
         if not luma:
             return p.process(chunk)
-        index, parts = p._pending.popleft()
+        index, parts = self.pending.popleft()
         if index != chunk.index:
             raise RuntimeError(f"colorize phases out of step: predicted chunk {index}, rendering {chunk.index}")
-        return chunk.with_frames(p._render_grey(x, chunk.yuv, *parts, split=False))
+        return chunk.with_frames(p.render_grey(x, chunk.yuv, *parts, split=False))
