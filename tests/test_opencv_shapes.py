@@ -92,11 +92,11 @@ def test_to_uint8_cv2_rounds_and_saturates_wide_arrays(shape: tuple[int, ...]) -
 
 # -- Colorize stage ---------------------------------------------------------------------------------
 def test_guided_upsampling_and_box_filter_on_wide_planes() -> None:
-    from vidcolor.stages.colorize import _box, guided_upsample
+    from vidcolor.ops import box_mean, guided_upsample
 
     g = torch.Generator().manual_seed(3)
     x = torch.rand(2, 2, 6, W // 2, generator=g)
-    torch.testing.assert_close(_box(x, 1), F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False),
+    torch.testing.assert_close(box_mean(x, 1), F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False),
                                atol=1e-6, rtol=0)
     src, lo, hi = x, torch.rand(2, 1, 6, W // 2, generator=g), torch.rand(2, 1, 12, W, generator=g)
     ref = guided_upsample(src.double(), lo.double(), hi.double()).float()  # float64: the torch path
