@@ -7,7 +7,7 @@ flow-warped temporal loss, a resumable and distributed trainer, export to weight
     export_run("runs/tiny", "my_style")          # vidcolor run film.mp4 --style my_style
 
 Modules: ``recipe`` (TOML -> dataclasses), ``media`` (scan, decode, cache), ``datasets``,
-``objectives``, ``checkpoint``, ``trainer``, ``visuals``, ``export``. This package imports the
+``losses``, ``objectives``, ``checkpoint``, ``trainer``, ``visuals``, ``export``. This package imports the
 library; the library never imports it.
 """
 
@@ -17,7 +17,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {"load_recipe": "recipe", "Recipe": "recipe", "train": "trainer", "read_log": "trainer",
-            "export_run": "export", "evaluate_run": "export", "temporal_loss": "objectives"}
+            "export_run": "export", "evaluate_run": "export", "temporal_loss": "losses"}
 __all__ = sorted(_EXPORTS)
 
 

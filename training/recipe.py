@@ -78,7 +78,7 @@ class ObjectiveConfig:
     from ``flow`` on the *input* frames. ``rebalance``: Zhang et al. 2016 §2.2 class rebalancing of
     the ab regression (mixing weight λ of eq. 4, 0 = off, 0.5 in the paper); colorize only.
     ``lambda_ciede``: weight of the mean per-pixel CIEDE2000 between the output and the truth (the
-    eval metric, ``objectives.ciede2000_loss``; 0 = off); colorize only.
+    eval metric, ``losses.ciede2000_loss``; 0 = off); colorize only.
     """
 
     kind: str = "pix2pix"

@@ -11,8 +11,8 @@ from tests.conftest import REPO
 from tests.training.conftest import train_clips
 from vidcolor.metrics import delta_e_ciede2000
 from vidcolor.training.media import _decode, resize_short
-from vidcolor.training.objectives import (ABPrior, GANLoss, ImagePool, TemporalTerm, build_objective,
-                                         ciede2000_loss, temporal_loss)
+from vidcolor.training.losses import ABPrior, GANLoss, ImagePool, TemporalTerm, ciede2000_loss, temporal_loss
+from vidcolor.training.objectives import build_objective
 from vidcolor.training.recipe import load_recipe
 
 
