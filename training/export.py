@@ -57,39 +57,17 @@ def weights_config(recipe: Recipe, data: dict, metrics: dict | None = None) -> d
     return config
 
 
-def style_toml(name: str, recipe: Recipe, weights: str) -> str:
-    """The style file of an exported model: the model stage, then the stabilizer (if any; a colorizer
-    stabilizes its chroma itself, ``temporal``)."""
-    stage = "colorize" if recipe.objective.task == "colorize" else "stylize"
-    lines = [f'description = "Trained with vidcolor train ({recipe.name}, {recipe.objective.kind})"', "",
-             "[[stages]]", f'type = "{stage}"', f"weights = {json.dumps(weights)}",
-             f"render_size = {recipe.export.render_size}"]
-    if recipe.export.stabilize > 0 and stage == "colorize":  # chroma stabilized inside the stage
-        lines += [f"temporal = {recipe.export.stabilize}"]
-    elif recipe.export.stabilize > 0:
-        lines += ["", "[[stages]]", 'type = "stabilize"', f"strength = {recipe.export.stabilize}"]
-    return "\n".join(lines) + "\n"
-
-
-def check_name(name: str) -> None:
-    """Refuse names that are not plain file names or that registered weights, shipped folders or
-    built-in styles use (the package's weights would shadow the export, or the export would pass
-    for a registry model or replace a built-in style): the same rule as ``vidcolor models import``."""
-    from vidcolor.models.importers import check_user_name
-
-    check_user_name(name)
-
-
 def export_run(run_dir: str | Path, name: str, *, step: int | None = None,
                overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``home_dir()/weights/NAME`` and ``home_dir()/styles/NAME.toml``; returns both paths.
     Existing weights or a style of that name are replaced only with ``overwrite``."""
     from vidcolor.models.pretrained import cache_dir, save_pretrained
-    from vidcolor.styles import user_dir
+    from vidcolor.user_styles import check_user_name, user_style_path, write_user_style
 
-    check_name(name)
+    # the rule of `vidcolor models import`: a registry or built-in name would shadow or be shadowed
+    check_user_name(name)
     target = cache_dir() / name
-    style = user_dir() / f"{name}.toml"
+    style = user_style_path(name)
     for existing in (target, style):
         if not overwrite and existing.exists():
             raise InputError(f"{name!r} exists already ({existing}); pass --force to replace it")
@@ -97,10 +75,9 @@ def export_run(run_dir: str | Path, name: str, *, step: int | None = None,
     metrics_file = Path(run_dir) / "eval.json"
     metrics = json.loads(metrics_file.read_text())["mean"] if metrics_file.is_file() else {}
     weights = save_pretrained(net, target, weights_config(recipe, data, metrics))
-    style.parent.mkdir(parents=True, exist_ok=True)
-    tmp = style.with_name(f".{style.name}.tmp")
-    tmp.write_text(style_toml(name, recipe, name), encoding="utf-8")
-    tmp.replace(style)
+    style = write_user_style(name, task=recipe.objective.task,
+                             description=f"Trained with vidcolor train ({recipe.name}, {recipe.objective.kind})",
+                             render_size=recipe.export.render_size, stabilize=recipe.export.stabilize)
     return weights, style
 
 
@@ -109,13 +86,13 @@ def _load_frames(source, max_frames: int, size: int):
     """(T, 3, H, W) float RGB in [0, 1] at short side ``size`` (the first ``max_frames`` of a video)."""
     import numpy as np
 
-    from vidcolor.training.media import _decode, read_image, resize_short
+    from vidcolor.training.decoding import decode_frames, read_image, resize_short
 
     if source.kind == "image":
         frames = resize_short(read_image(source.path), size)[None]
     else:
         n = min(source.frames, max_frames)
-        frames = np.stack([resize_short(f, size) for f in _decode(source.path, source.backend, list(range(n)))])
+        frames = np.stack([resize_short(f, size) for f in decode_frames(source.path, source.backend, list(range(n)))])
     h, w = (d - d % 2 for d in frames.shape[1:3])
     return torch.from_numpy(np.ascontiguousarray(frames[:, :h, :w])).permute(0, 3, 1, 2).float() / 255.0
 

@@ -11,7 +11,8 @@ import torch
 
 from reference_layouts import cyclegan_resnet, cyclegan_unet, make_state_dict
 from vidcolor.errors import WeightsError
-from vidcolor.models.importers import convert_checkpoint, detect_arch, import_checkpoint
+from vidcolor.models.convert import convert_checkpoint, detect_arch
+from vidcolor.models.importers import import_checkpoint
 from vidcolor.models.pretrained import load_pretrained
 
 # netG name -> (layout builder, kwargs our importer must detect); tiny ngf, real key names and shapes.
@@ -146,3 +147,19 @@ def test_reserved_names_are_refused(name: str, tmp_path: Path, vidcolor_home: Pa
         import_checkpoint(ckpt, name=name, overwrite=True)
     assert "\n" not in str(err.value) and err.value.exit_code == 2
     assert not (vidcolor_home / "weights").exists() and not (vidcolor_home / "styles").exists()
+
+
+def test_user_styles_follow_one_table_per_task(vidcolor_home: Path) -> None:
+    """`models import` and `train export` write through write_user_style: the task decides the stabilizer."""
+    from vidcolor.styles import get_style
+    from vidcolor.user_styles import style_text, write_user_style
+
+    text = style_text("colorize", "mine", 'a "quoted" one', render_size=64)
+    assert text == ('description = "a \\"quoted\\" one"\n\n[[stages]]\ntype = "colorize"\nweights = "mine"\n'
+                    "render_size = 64\ntemporal = 0.6\n")
+    assert 'type = "stabilize"\nstrength = 0.3\nmode = "rgb"' in style_text("stylize", "mine", "", stabilize=0.3)
+    assert "stabilize" not in style_text("stylize", "mine", "", stabilize=0) and "temporal" not in style_text(
+        "colorize", "mine", "", stabilize=0)
+    path = write_user_style("mine", task="stylize", description="x")
+    assert path == vidcolor_home / "styles" / "mine.toml" and not list(path.parent.glob("*.part"))
+    assert [st["type"] for st in get_style("mine").stages] == ["stylize", "stabilize"]

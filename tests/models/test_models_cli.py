@@ -118,7 +118,8 @@ def test_failed_pull_prints_an_import_command_that_works(http_server, tmp_path: 
 def test_import_command_matches_each_downloadable_model(name: str) -> None:
     import shlex
 
-    from vidcolor.models.importers import import_command, parse_arch
+    from vidcolor.models.convert import parse_arch
+    from vidcolor.models.importers import import_command
     from vidcolor.models.weights import WEIGHTS, reserved_name
 
     entry = WEIGHTS[name]

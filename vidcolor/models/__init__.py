@@ -18,7 +18,7 @@ _EXPORTS = {
     "MODELS": "registry", "build_model": "registry", "register_model": "registry", "count_params": "registry",
     "WEIGHTS": "weights", "WeightsEntry": "weights",
     "save_pretrained": "pretrained", "load_pretrained": "pretrained", "resolve_weights": "pretrained",
-    "import_checkpoint": "importers", "pull_weights": "importers", "load_checkpoint": "importers",
+    "import_checkpoint": "importers", "pull_weights": "importers", "load_checkpoint": "convert",
     "download": "hub",
 }
 

@@ -8,7 +8,7 @@ Differences, none of which changes a key:
 
 * ``get_norm_layer("instance")`` has no running statistics, as in the current upstream code;
   checkpoints from before PyTorch 0.4 carry ``running_mean``/``running_var`` for instance norms,
-  which :func:`vidcolor.models.importers.patch_instance_norm_keys` drops (upstream does the same
+  which :func:`vidcolor.models.convert.patch_instance_norm_keys` drops (upstream does the same
   in ``BaseModel.__patch_instance_norm_state_dict``).
 * ``UnetGenerator(self_attention=True)`` adds a SAGAN block (Zhang et al. 2019) whose keys live
   under ``...attention.*``; it is off by default so the key set stays upstream's.
