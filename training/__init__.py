@@ -6,7 +6,7 @@ flow-warped temporal loss, a resumable and distributed trainer, export to weight
     train(recipe, "runs/tiny")
     export_run("runs/tiny", "my_style")          # vidcolor run film.mp4 --style my_style
 
-Modules: ``recipe`` (TOML -> dataclasses), ``media`` (scan, decode, cache), ``datasets``,
+Modules: ``recipe`` (TOML -> dataclasses), ``media`` (scan, cache), ``decoding``, ``datasets``,
 ``losses``, ``objectives``, ``checkpoint``, ``trainer``, ``visuals``, ``export``. This package imports the
 library; the library never imports it.
 """

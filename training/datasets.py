@@ -30,7 +30,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from vidcolor.errors import InputError
-from vidcolor.training.media import _READERS, ScanResult, Source, read_clip
+from vidcolor.training.decoding import close_readers
+from vidcolor.training.media import ScanResult, Source, read_clip
 from vidcolor.training.recipe import DataConfig
 
 
@@ -163,7 +164,7 @@ class StepBatchSampler(Sampler):
 
 def worker_init(_: int) -> None:
     """DataLoader workers: one torch thread each, and no decord readers inherited from the parent."""
-    _READERS.clear()
+    close_readers()
     torch.set_num_threads(1)
 
 

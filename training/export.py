@@ -86,13 +86,13 @@ def _load_frames(source, max_frames: int, size: int):
     """(T, 3, H, W) float RGB in [0, 1] at short side ``size`` (the first ``max_frames`` of a video)."""
     import numpy as np
 
-    from vidcolor.training.media import _decode, read_image, resize_short
+    from vidcolor.training.decoding import decode_frames, read_image, resize_short
 
     if source.kind == "image":
         frames = resize_short(read_image(source.path), size)[None]
     else:
         n = min(source.frames, max_frames)
-        frames = np.stack([resize_short(f, size) for f in _decode(source.path, source.backend, list(range(n)))])
+        frames = np.stack([resize_short(f, size) for f in decode_frames(source.path, source.backend, list(range(n)))])
     h, w = (d - d % 2 for d in frames.shape[1:3])
     return torch.from_numpy(np.ascontiguousarray(frames[:, :h, :w])).permute(0, 3, 1, 2).float() / 255.0
 

@@ -1,4 +1,5 @@
-"""Finding training media: folder scans, the shared data's eval split, and clip decoding.
+"""Finding training media: folder scans, the shared data's eval split, and clips (decoding in
+``training/decoding.py``).
 
 ``scan(paths, ...)`` walks folders and files, keeps what decodes (images with OpenCV, videos with
 decord, PyAV as the fallback), and reports each unreadable file once (one warning, counted).
@@ -17,13 +18,15 @@ import fnmatch
 import hashlib
 import os
 import re
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import cv2
 import numpy as np
+
+from vidcolor.training.decoding import (decode_frames, decode_window, forget_reader, read_image, resize_short,
+                                       video_info)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".wmv", ".flv"}
@@ -164,43 +167,6 @@ def _probe_image(path: Path, load_size: int, cache_dir: Path | None) -> tuple[So
     return Source(str(path), "image", 1, small.shape[0], small.shape[1], "cv2", str(cached)), small[None]
 
 
-def _decode_window(path: str, backend: str, max_frames: int, load_size: int) -> np.ndarray:
-    """Decode the whole video, or its middle ``max_frames`` frames, sequentially (fast: no seek per
-    sample), each resized to short side ``load_size``: ``(T, H, W, 3)`` uint8."""
-    out = []
-    if backend == "decord":
-        vr = _decord_reader(path)
-        n = len(vr)
-        start = (n - max_frames) // 2 if max_frames and n > max_frames else 0
-        stop = start + min(n, max_frames or n)
-        for i in range(start, stop, 16):
-            for f in vr.get_batch(list(range(i, min(i + 16, stop)))).asnumpy():
-                out.append(resize_short(f, load_size))
-        _READERS.pop(path, None)
-    else:
-        import av
-
-        n, _ = _video_info(path, "pyav")
-        start = (n - max_frames) // 2 if max_frames and n > max_frames else 0
-        with av.open(path) as c:
-            s = c.streams.video[0]
-            s.thread_type = "AUTO"
-            if start:  # seek to the keyframe before the window, then decode forward
-                rate = float(s.average_rate or 25)
-                c.seek((s.start_time or 0) + int(start / rate / s.time_base), stream=s, backward=True)
-            for frame in c.decode(s):
-                idx = round(float((frame.pts - (s.start_time or 0)) * s.time_base) * float(s.average_rate or 25)) \
-                    if frame.pts is not None else len(out)
-                if idx < start:
-                    continue
-                out.append(resize_short(frame.to_ndarray(format="rgb24"), load_size))
-                if max_frames and len(out) >= max_frames:
-                    break
-    if not out:
-        raise ValueError("no frames decoded")
-    return np.stack(out)
-
-
 def _probe_video(path: Path, load_size: int, cache_dir: Path | None, max_frames: int) -> tuple[Source, np.ndarray]:
     """Open with decord (PyAV if decord is missing or refuses). With a cache, decode the frames used
     for training once (a damaged file fails here, not in the middle of training); without, decode
@@ -215,18 +181,18 @@ def _probe_video(path: Path, load_size: int, cache_dir: Path | None, max_frames:
     for backend in ("decord", "pyav"):
         try:
             if cache_dir is not None:
-                frames = _decode_window(str(path), backend, max_frames, load_size)
+                frames = decode_window(str(path), backend, max_frames, load_size)
                 _save_npy(cached, frames)
                 pick = np.linspace(0, len(frames) - 1, 5).round().astype(int)
                 return (Source(str(path), "video", len(frames), frames.shape[1], frames.shape[2], backend, str(cached)),
                         frames[pick])
-            n, (h, w) = _video_info(str(path), backend)
+            n, (h, w) = video_info(str(path), backend)
             if n < 1:
                 raise ValueError("no frames")
-            ends = _decode(str(path), backend, [0, n - 1])
+            ends = decode_frames(str(path), backend, [0, n - 1])
             return Source(str(path), "video", n, h, w, backend), np.stack(ends)
         except Exception as exc:  # noqa: BLE001 - any decoder failure means: try the next backend
-            _READERS.pop(str(path), None)
+            forget_reader(str(path))
             errors.append(f"{backend}: {str(exc).splitlines()[-1][:120] if str(exc) else type(exc).__name__}")
     raise ValueError("; ".join(errors))
 
@@ -296,93 +262,6 @@ def scan_key(paths: Iterable[str], **options) -> str:
     return h.hexdigest()[:16]
 
 
-# -- decoding -----------------------------------------------------------------------------------------
-def read_image(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; grey and 16-bit images are converted, alpha dropped."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError("OpenCV cannot decode it")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-_READERS: OrderedDict[str, object] = OrderedDict()  # per process: a few open decord readers
-
-
-def _decord_reader(path: str):
-    import decord
-
-    vr = _READERS.pop(path, None)
-    if vr is None:
-        decord.logging.set_level(decord.logging.QUIET)
-        vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-    _READERS[path] = vr
-    while len(_READERS) > 4:
-        _READERS.popitem(last=False)
-    return vr
-
-
-def _video_info(path: str, backend: str) -> tuple[int, tuple[int, int]]:
-    if backend == "decord":
-        vr = _decord_reader(path)
-        h, w = vr[0].shape[:2] if len(vr) else (0, 0)
-        return len(vr), (h, w)
-    import av
-
-    with av.open(path) as c:
-        s = c.streams.video[0]
-        n = s.frames
-        if not n and s.duration and s.average_rate:
-            n = round(float(s.duration * s.time_base * s.average_rate))
-        if not n and c.duration:
-            n = int(c.duration / 1e6 * float(s.average_rate or 25))
-        return int(n or 0), (s.codec_context.height, s.codec_context.width)
-
-
-def _decode(path: str, backend: str, indices: list[int]) -> list[np.ndarray]:
-    """Frames ``indices`` (sorted) as (H, W, 3) uint8 RGB."""
-    if backend == "decord":
-        return list(_decord_reader(path).get_batch(indices).asnumpy())
-    return _decode_pyav(path, indices)
-
-
-def _decode_pyav(path: str, indices: list[int]) -> list[np.ndarray]:
-    """PyAV fallback: seek to the keyframe before the first wanted frame, decode forward, and
-    number frames from their pts (frame index = round(time * average rate))."""
-    import av
-
-    want = sorted(set(indices))
-    got: dict[int, np.ndarray] = {}
-    with av.open(path) as c:
-        s = c.streams.video[0]
-        rate = float(s.average_rate or 25)
-        start = s.start_time or 0
-        c.seek(start + int(want[0] / rate / s.time_base), stream=s, backward=True, any_frame=False)
-        last = None
-        for frame in c.decode(s):
-            idx = round(float((frame.pts - start) * s.time_base) * rate) if frame.pts is not None else 0
-            last = frame
-            if idx in want:
-                got[idx] = frame.to_ndarray(format="rgb24")
-            if idx >= want[-1]:
-                break
-        for i in want:  # past the end of a stream whose count was estimated: repeat the last frame
-            if i not in got and last is not None:
-                got[i] = last.to_ndarray(format="rgb24")
-    if len(got) < len(want):
-        raise ValueError(f"cannot decode frames {want[0]}..{want[-1]}")
-    return [got[i] for i in indices]
-
-
-def resize_short(img: np.ndarray, short: int) -> np.ndarray:
-    """Resize (H, W, 3) so min(H, W) == short (area filter when shrinking, as the inference path)."""
-    h, w = img.shape[:2]
-    scale = short / min(h, w)
-    size = (max(short, round(w * scale)), max(short, round(h * scale)))
-    if size == (w, h):
-        return img
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-
-
 def read_clip(source: Source, start: int, count: int, stride: int, load_size: int) -> np.ndarray:
     """``count`` frames ``stride`` apart from ``start`` (a still image repeats), each resized so its
     short side is ``load_size``: ``(count, H, W, 3)`` uint8 RGB."""
@@ -394,5 +273,5 @@ def read_clip(source: Source, start: int, count: int, stride: int, load_size: in
         img = resize_short(read_image(source.path), load_size)
         return np.repeat(img[None], count, axis=0)
     indices = [min(start + i * stride, source.frames - 1) for i in range(count)]
-    frames = _decode(source.path, source.backend, indices)
+    frames = decode_frames(source.path, source.backend, indices)
     return np.stack([resize_short(f, load_size) for f in frames])

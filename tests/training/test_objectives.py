@@ -10,7 +10,7 @@ import torch
 from tests.conftest import REPO
 from tests.training.conftest import train_clips
 from vidcolor.metrics import delta_e_ciede2000
-from vidcolor.training.media import _decode, resize_short
+from vidcolor.training.decoding import decode_frames, resize_short
 from vidcolor.training.losses import ABPrior, GANLoss, ImagePool, TemporalTerm, ciede2000_loss, temporal_loss
 from vidcolor.training.objectives import build_objective
 from vidcolor.training.recipe import load_recipe
@@ -18,7 +18,7 @@ from vidcolor.training.recipe import load_recipe
 
 def real_frames(n: int = 3, size: int = 64) -> torch.Tensor:
     """(1, n, 3, H, W) consecutive real frames in [0, 1]."""
-    frames = np.stack([resize_short(f, size) for f in _decode(train_clips()[0], "decord", list(range(10, 10 + n)))])
+    frames = np.stack([resize_short(f, size) for f in decode_frames(train_clips()[0], "decord", list(range(10, 10 + n)))])
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)[None, :, :, :, :96]
 
 
