@@ -143,7 +143,7 @@ register_weights(WeightsEntry(
                       "12000 steps of plain L1, then 20000, 12000 and 20000 steps of a CIEDE2000 loss, x 8 crops "
                       "of 128px, 5.5 h on a 2-core CPU, seeds 0, 1, 3, 4, 5, 6, 7, 8",
           "data": "train split of ../shared/data: 18 colour clips (5403 frames) + 228 photos; eval split excluded",
-          # with the colorize style as shipped (stabilizer 0.95 since session 8)
+          # with the colorize style as shipped (chroma stabilizer at 0.95), docs/models/evaluate_colorizer.py
           "metrics": {"eval_clips_mean": {"ciede2000": 10.33, "ciede2000_grey": 10.52, "psnr": 23.24, "psnr_grey": 22.87,
                                           "colorfulness_ratio": 0.54, "warp_error_stabilized": 0.00060,
                                           "warp_error_per_frame": 0.00071, "cdc_stabilized": 0.0145},
