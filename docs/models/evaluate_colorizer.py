@@ -1,4 +1,4 @@
-"""Measure a colorizer on the eval split of ../shared/data (issue 8's acceptance figures).
+"""Measure a colorizer on the eval split of ../shared/data (the model card's figures).
 
     .venv/bin/python docs/models/evaluate_colorizer.py                       # the shipped weights
     .venv/bin/python docs/models/evaluate_colorizer.py --weights runs/x/export --frames 48 --json out.json
