@@ -52,7 +52,7 @@ class Style:
                 raise InputError(f"{where}: [[stages]] {i}: unknown stage type {kind!r} "
                                  f"(known: {', '.join(sorted(STAGES))})")
             try:
-                STAGES[kind].check_table(table)
+                STAGES[kind].options_from(table)
             except InputError as exc:
                 raise InputError(f"{where}: [[stages]] {i} ({kind}): {exc}") from None
             read |= STAGES[kind].reads_overrides(table)

@@ -153,7 +153,7 @@ def test_read_cube_keeps_long_bad_lines_short(tmp_path: Path) -> None:
     ({"grain": float("nan")}, "grain"),
     ({"vignette": float("nan")}, "vignette"),
     ({"preset": "sepia", "tint": (0.0, 0.0, 0.0)}, "tint must be three finite numbers"),
-    ({"preset": "sepia", "tint": (1.0, float("nan"), 0.5)}, "tint must be three finite numbers"),
+    ({"preset": "sepia", "tint": (1.0, float("nan"), 0.5)}, r"tint must be a finite number in \[0, 255\]"),
 ])
 def test_grade_refuses_non_finite_parameters(params: dict, message: str) -> None:
     """The Python API too (the style check covers TOML files): no NaN reaches a frame."""

@@ -9,17 +9,18 @@ the same result however a video is cut into chunks: anything a stage needs from 
 ``state_dict()`` / ``load_state_dict()`` so resumable runs can restore it.
 
 Stages are registered by name with ``@register_stage("grade")`` and built from a style's TOML
-table with ``build_stage(spec, ctx)``; each stage class gets only its own table, checked first against
-the class's ``style_keys`` (type and range of every key; unknown keys are refused by name). A class
-declares in ``overrides`` the CLI settings (``ctx.overrides``) it can read, so a style can refuse the
-ones none of its stages reads.
+table with ``build_stage(spec, ctx)``. Each stage class declares its typed options, a frozen
+dataclass (``Options``, a ``StageOptions``) with one field per key of its table and the type and
+range of each (``option(...)``): ``Stage.options_from`` builds it from the stage's own table with the
+CLI settings it reads (``ctx.overrides``, declared in ``overrides``) merged over it, refusing unknown
+keys by name, so a style can also refuse the settings none of its stages reads.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import torch
@@ -128,6 +129,57 @@ def _fmt(x: float | None) -> str:
     return "" if x is None else (str(int(x)) if float(x).is_integer() else str(x))
 
 
+class OptionError(InputError, ValueError):
+    """A stage option of the wrong type or out of range: a usage error (exit 2) for the CLI, a
+    ``ValueError`` for Python callers."""
+
+
+def option(default: Any, kind: type, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           choices: tuple[str, ...] = ()) -> Any:
+    """A ``StageOptions`` field: its default and its rule (a ``Param``). A default of None means
+    "not set" and is not checked."""
+    return field(default=default, metadata={"param": Param(kind, lo, hi, lo_open, choices)})
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """Base of a stage's typed options: every field is a key of the stage's style table. Building one
+    checks every field against its rule (the one place a stage option is checked), then ``validate``
+    (rules that tie fields together); both raise ``OptionError`` naming the key and the value."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None or f.default is not None:
+                self.check_value(f.name, value)
+            if isinstance(value, list):  # TOML arrays: tuples, so the options stay hashable
+                object.__setattr__(self, f.name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Rules between fields; override in a subclass."""
+
+    @classmethod
+    def rule(cls, key: str) -> Param | None:
+        return next((f.metadata.get("param") for f in fields(cls) if f.name == key), None)
+
+    @classmethod
+    def check_value(cls, key: str, value: Any, name: str | None = None) -> None:
+        """Raise ``OptionError`` if ``value`` breaks the rule of field ``key`` (``name``: the key to name
+        in the message, e.g. the CLI setting ``temporal`` that sets the field ``strength``)."""
+        param = cls.rule(key)
+        problem = param.problem(name or key, value) if param is not None else None
+        if problem:
+            raise OptionError(problem)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 class Stage:
     """Base class. Subclasses implement ``process``; temporal ones also the state methods.
 
@@ -136,18 +188,19 @@ class Stage:
     - capabilities: ``accepts_uint8`` (takes decoded uint8 RGB frames on CPU) and ``accepts_grey``
       (takes and may give (T, 1, H, W) uint8 luma on CPU); False unless a class says so (a class
       whose answer depends on its settings overrides them with a property);
-    - ``style_keys``: every key a style table may give this stage, with its type and range (empty:
-      the table goes to the constructor unchecked); ``overrides``: the ``ctx.overrides`` keys the
-      class can read; ``reads_overrides`` narrows them for one table (a ``lut`` grade reads
-      ``lut``, a ``sepia`` grade does not);
+    - ``Options``: the typed options (a ``StageOptions`` dataclass), one field per key a style table
+      may give this stage; ``overrides``: the ``ctx.overrides`` keys the class can read;
+      ``reads_overrides`` narrows them for one table (a ``lut`` grade reads ``lut``, a ``sepia``
+      grade does not);
     - ``warnings``: messages for the run report, a list every stage has (empty by default);
     - ``phases()``: the stage split into pipeline steps that each get a thread, or None (run whole);
     - state: ``state_dict`` / ``load_state_dict`` / ``reset`` (none kept by default).
     """
 
     name: ClassVar[str] = "stage"
-    style_keys: ClassVar[dict[str, Param]] = {}
+    Options: ClassVar[type[StageOptions]] = StageOptions
     overrides: ClassVar[frozenset[str]] = frozenset()
+    override_fields: ClassVar[dict[str, str]] = {}  # override key -> the option it sets, when the names differ
     accepts_uint8: ClassVar[bool] = False
     accepts_grey: ClassVar[bool] = False
 
@@ -172,17 +225,25 @@ class Stage:
         return f"a {cls.name} stage"
 
     @classmethod
-    def check_table(cls, table: dict[str, Any]) -> None:
-        """Raise ``InputError`` naming the first unknown key or bad value of ``table`` (without ``type``)."""
-        if not cls.style_keys:
-            return
-        for key, value in table.items():
-            spec = cls.style_keys.get(key)
-            if spec is None:
-                raise InputError(f"unknown key {key!r} (known: {', '.join(sorted(cls.style_keys))})")
-            problem = spec.problem(key, value)
-            if problem:
-                raise InputError(problem)
+    def options_from(cls, table: dict[str, Any], ctx: StageContext | None = None) -> StageOptions:
+        """The stage's options from its style table (without ``type``) with the ``ctx.overrides`` it
+        reads merged over it. Raises ``InputError`` naming the first unknown key or bad value."""
+        known = cls.Options.keys()
+        for key in table:
+            if key not in known:
+                raise InputError(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+        values = dict(table)
+        if ctx is not None:
+            for key in sorted(cls.reads_overrides(table)):
+                target, value = cls.override_fields.get(key, key), ctx.overrides.get(key)
+                if value is not None and target in known:
+                    cls.Options.check_value(target, value, name=key)
+                    values[target] = value
+        try:
+            return cls.Options(**values)
+        except TypeError as exc:  # a field without default missing from the table
+            missing = [k for k in known if k not in values]
+            raise InputError(f"missing key {missing[0]!r}" if missing else str(exc)) from None
 
     def process(self, chunk: Chunk) -> Chunk:
         raise NotImplementedError
@@ -205,13 +266,9 @@ class Stage:
         return {"stage": self.name}
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> Stage:
-        """The stage from its (checked) style table merged with the overrides it reads; a value the
-        constructor refuses is a usage error (exit 2)."""
-        try:
-            return cls(**params)  # type: ignore[call-arg]
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"stage {cls.name!r}: {exc}") from None
+    def from_options(cls, options: StageOptions, ctx: StageContext) -> Stage:
+        """The stage from its checked options; the device and anything else from the run's ``ctx``."""
+        return cls(**options.as_kwargs())
 
 
 STAGES: dict[str, type[Stage]] = {}
@@ -237,12 +294,11 @@ def build_stage(spec: dict[str, Any], ctx: StageContext) -> Stage:
     if kind not in STAGES:
         raise InputError(f"unknown stage type {kind!r} (known: {', '.join(sorted(STAGES))})")
     cls = STAGES[kind]
-    read = cls.reads_overrides(params)
     try:
-        cls.check_table(params)
-        # overrides that are also table keys (--render-size, --weights, --lut...) obey the same ranges
-        cls.check_table({k: v for k, v in ctx.overrides.items()
-                         if k in read and k in cls.style_keys and v is not None})
+        options = cls.options_from(params, ctx)
     except InputError as exc:
         raise InputError(f"stage {kind!r}: {exc}") from None
-    return cls.from_config(params, ctx)
+    try:
+        return cls.from_options(options, ctx)
+    except (TypeError, ValueError) as exc:  # a value the stage refuses: a usage error (exit 2)
+        raise InputError(f"stage {kind!r}: {exc}") from None

@@ -26,19 +26,40 @@ the full-size RGB <-> Lab round trip, warp and blend (docs/architecture.md, "Sta
 from __future__ import annotations
 
 import collections
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from vidcolor.color import lab_to_rgb_keep_lightness, lightness_8bit, rgb_to_lightness
-from vidcolor.errors import InputError, WeightsError
+from vidcolor.errors import WeightsError
 from vidcolor.models.pretrained import load_pretrained
 from vidcolor.ops import agreement_average, guided_upsample
 from vidcolor.models.runtime import (PRECISIONS, batches, pick_device, prepare_model, resize,
                                      resolve_precision, run_padded, working_size)
-from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
+from vidcolor.stages.base import Chunk, Stage, StageContext, StageOptions, option, register_stage
 from vidcolor.stages.stabilize import Stabilize
+
+
+@dataclass(frozen=True)
+class ColorizeOptions(StageOptions):
+    """The keys of a ``type = "colorize"`` table (see :class:`Colorize`); the CLI's ``--weights``,
+    ``--render-size``, ``--precision``, ``--compile``, ``--temporal`` and ``--flow`` set the keys of
+    the same names (the last two when the table sets ``temporal``)."""
+
+    weights: str = option("colorize", str)
+    render_size: int = option(256, int, 8, 4096)
+    guided: bool = option(True, bool)
+    batch_size: int = option(4, int, 1, 256)
+    precision: str = option("auto", str, choices=PRECISIONS)
+    compile: bool = option(False, bool)
+    temporal: float = option(0.0, float, 0, 1)
+    flow: str = option("auto", str)
+    scene_cut: float = option(0.35, float, 0, 1, lo_open=True)
+    photo_tol: float = option(0.05, float, 0, 1, lo_open=True)
+    flip_tta: bool = option(False, bool)
+    tta_sigma: float = option(0.2, float, 0, 10)
 
 
 @register_stage("colorize")
@@ -61,13 +82,7 @@ class Colorize(Stage):
     style's stabilizer); device from ``ctx.device``.
     """
 
-    style_keys: ClassVar[dict[str, Param]] = {
-        "weights": Param(str), "render_size": Param(int, 8, 4096), "guided": Param(bool),
-        "batch_size": Param(int, 1, 256), "precision": Param(str, choices=PRECISIONS), "compile": Param(bool),
-        "temporal": Param(float, 0, 1), "flow": Param(str), "scene_cut": Param(float, 0, 1, lo_open=True),
-        "photo_tol": Param(float, 0, 1, lo_open=True), "flip_tta": Param(bool),
-        "tta_sigma": Param(float, 0, 10),
-    }
+    Options: ClassVar[type[StageOptions]] = ColorizeOptions
     overrides: ClassVar[frozenset[str]] = frozenset({"weights", "render_size", "precision", "compile",
                                                      "temporal", "flow"})
 
@@ -84,8 +99,10 @@ class Colorize(Stage):
                  precision: str = "auto", device: str | torch.device | None = "cpu",
                  compile: bool = False, temporal: float = 0.0, flow: str = "auto", scene_cut: float = 0.35,
                  photo_tol: float = 0.05, flip_tta: bool = False, tta_sigma: float = 0.2):
-        if not isinstance(render_size, int) or render_size < 8:
-            raise ValueError(f"render_size must be an int >= 8, got {render_size!r}")
+        self.options = ColorizeOptions(weights=str(weights), render_size=render_size, guided=guided,
+                                       batch_size=batch_size, precision=precision, compile=compile,
+                                       temporal=temporal, flow=flow, scene_cut=scene_cut, photo_tol=photo_tol,
+                                       flip_tta=flip_tta, tta_sigma=tta_sigma)
         self.compile = bool(compile)
         self.device = pick_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -102,26 +119,16 @@ class Colorize(Stage):
         self.model = prepare_model(model, self.device, compile=self.compile, dtype=self.dtype)
         self._pool = None  # helper thread for the full-size per-frame work on CPU (see process)
         self._pending: collections.deque = collections.deque()  # see phases
-        if float(tta_sigma) < 0:
-            raise ValueError(f"tta_sigma must be >= 0, got {tta_sigma}")
         self.flip_tta, self.tta_sigma = bool(flip_tta), float(tta_sigma)
         self.temporal = float(temporal)
-        if not 0.0 <= self.temporal <= 1.0:
-            raise ValueError(f"temporal must be in [0, 1], got {temporal}")
         self.stabilizer: Stabilize | None = None
         if self.temporal > 0:  # threads=0: runs inside this stage's thread setting
             self.stabilizer = Stabilize(strength=self.temporal, flow=flow, mode="ab", scene_cut=scene_cut,
                                         photo_tol=photo_tol, device=self.device, threads=0)
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Colorize":
-        keys = cls.reads_overrides(params)
-        params = {**params, **{k: ctx.overrides[k] for k in keys if ctx.overrides.get(k) is not None}}
-        params.setdefault("device", ctx.device)
-        try:
-            return super().from_config(params, ctx)  # type: ignore[return-value]
-        except ValueError as exc:  # a bad parameter value in the style: a usage error (exit 2)
-            raise InputError(f"stage {cls.name!r}: {exc}") from None
+    def from_options(cls, options: StageOptions, ctx: StageContext) -> Colorize:
+        return cls(**options.as_kwargs(), device=ctx.device)
 
     @torch.inference_mode()
     def colorize_L(self, L: torch.Tensor, index: int | None = None) -> torch.Tensor:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from vidcolor.color import rgb_to_luma, to_uint8_cv2
 from vidcolor.errors import InputError
-from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
+from vidcolor.stages.base import (Chunk, OptionError, Stage, StageContext, StageOptions, option,
+                                  register_stage)
 
 
 def contrast_curve(x: torch.Tensor, contrast: float = 0.0, black: float = 0.0, white: float = 1.0,
@@ -187,6 +188,29 @@ def _curve_lut(contrast: float, black: float, white: float) -> np.ndarray:
     return _LUTS[key]
 
 
+@dataclass(frozen=True)
+class GradeOptions(StageOptions):
+    """The keys of a ``type = "grade"`` table (see :class:`Grade`); the CLI's ``--lut`` sets ``lut``
+    of a ``lut`` grade."""
+
+    preset: str = option("none", str, choices=PRESETS)
+    contrast: float = option(0.0, float, 0, 20)  # 20: the logistic curve is a hard threshold well before
+    black: float = option(0.0, float, 0, 1)
+    white: float = option(1.0, float, 0, 1)
+    vignette: float = option(0.0, float, 0, 1)
+    grain: float = option(0.0, float, 0, 1)
+    seed: int = option(0, int, 0, 2**32 - 1)
+    lut: str | None = option(None, str)
+    tint: tuple[float, float, float] = option(SEPIA_TINT, tuple, 0, 255)
+    mix: float = option(1.0, float, 0, 1)
+
+    def validate(self) -> None:
+        if not self.black < self.white:
+            raise OptionError(f"need 0 <= black < white <= 1, got black={self.black}, white={self.white}")
+        if not sum(c * w for c, w in zip(self.tint, (0.2126, 0.7152, 0.0722))) > 0:
+            raise OptionError(f"tint must be three finite numbers >= 0, not all 0, got {list(self.tint)}")
+
+
 @register_stage("grade")
 class Grade(Stage):
     """Per-frame colour grade.
@@ -198,13 +222,7 @@ class Grade(Stage):
     Reads ``ctx.overrides["lut"]`` (the CLI's ``--lut``) when the preset is ``lut``.
     """
 
-    # contrast 20: the logistic curve is a hard threshold well before that
-    style_keys: ClassVar[dict[str, Param]] = {
-        "preset": Param(str, choices=PRESETS), "contrast": Param(float, 0, 20), "black": Param(float, 0, 1),
-        "white": Param(float, 0, 1), "vignette": Param(float, 0, 1), "grain": Param(float, 0, 1),
-        "seed": Param(int, 0, 2**32 - 1), "lut": Param(str), "tint": Param(tuple, 0, 255),
-        "mix": Param(float, 0, 1),
-    }
+    Options: ClassVar[type[StageOptions]] = GradeOptions
     overrides: ClassVar[frozenset[str]] = frozenset({"lut"})
 
     @classmethod
@@ -218,19 +236,12 @@ class Grade(Stage):
     def __init__(self, preset: str = "none", contrast: float = 0.0, black: float = 0.0, white: float = 1.0,
                  vignette: float = 0.0, grain: float = 0.0, seed: int = 0, lut: str | Path | None = None,
                  tint: tuple[float, float, float] = SEPIA_TINT, mix: float = 1.0) -> None:
-        if preset not in PRESETS:
-            raise InputError(f"grade: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        if not 0 <= vignette <= 1 or not 0 <= mix <= 1 or not 0 <= grain <= 1:
-            raise InputError(f"grade: need 0 <= vignette <= 1, 0 <= mix <= 1 and 0 <= grain <= 1, got "
-                             f"vignette={vignette}, mix={mix}, grain={grain}")
-        contrast_curve(torch.zeros(1), contrast, black, white)  # validates the curve parameters
+        self.options = GradeOptions(preset=preset, contrast=contrast, black=black, white=white, vignette=vignette,
+                                    grain=grain, seed=seed, lut=str(lut) if lut else None, tint=tuple(tint), mix=mix)
         self.preset, self.contrast, self.black, self.white = preset, float(contrast), float(black), float(white)
         self.vignette, self.grain, self.seed, self.mix = float(vignette), float(grain), int(seed), float(mix)
         t = torch.tensor(tint, dtype=torch.float32)
-        luma = (t * torch.tensor([0.2126, 0.7152, 0.0722])).sum()
-        if t.shape != (3,) or not (torch.isfinite(t).all() and (t >= 0).all() and luma > 0):
-            raise InputError(f"grade: tint must be three finite numbers >= 0, not all 0, got {list(tint)}")
-        self.tint = t / luma
+        self.tint = t / (t * torch.tensor([0.2126, 0.7152, 0.0722])).sum()
         self.lut_path = str(lut) if lut else None
         self.lut: Lut3D | None = None
         if preset == "lut":
@@ -240,13 +251,11 @@ class Grade(Stage):
         self._vignette_cache: dict[tuple, torch.Tensor] = {}
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> Grade:
-        params = dict(params)
-        if ctx.overrides.get("lut"):
-            params["lut"] = ctx.overrides["lut"]
-        elif params.get("lut") and ctx.style_dir and not Path(params["lut"]).is_absolute():
-            params["lut"] = str(Path(ctx.style_dir) / params["lut"])
-        return super().from_config(params, ctx)  # type: ignore[return-value]
+    def options_from(cls, table: dict[str, Any], ctx: StageContext | None = None) -> StageOptions:
+        lut = table.get("lut")
+        if isinstance(lut, str) and lut and ctx is not None and ctx.style_dir and not Path(lut).is_absolute():
+            table = {**table, "lut": str(Path(ctx.style_dir) / lut)}  # the style file's folder, not the cwd
+        return super().options_from(table, ctx)
 
     @property
     def accepts_uint8(self) -> bool:

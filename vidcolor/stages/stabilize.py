@@ -27,6 +27,7 @@ result, and a resumed run continues exactly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,9 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.color import LUMA_709, cv2_convert, lab_to_rgb, rgb_to_lab
-from vidcolor.errors import InputError
 from vidcolor.flow import FlowEstimator, get_flow_estimator, occlusion_mask, resize_flow, to_grey, warp
-from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
+from vidcolor.stages.base import Chunk, Stage, StageContext, StageOptions, option, register_stage
 
 MODES = ("auto", "ab", "rgb")
 _MODE_CODE = {"ab": 0, "rgb": 1}
@@ -125,6 +125,20 @@ def _pixel_grid(height: int, width: int) -> np.ndarray:
     return _GRID[(height, width)]
 
 
+@dataclass(frozen=True)
+class StabilizeOptions(StageOptions):
+    """The keys of a ``type = "stabilize"`` table (see :class:`Stabilize`); the CLI's ``--temporal``
+    sets ``strength``, ``--flow`` sets ``flow``."""
+
+    strength: float = option(0.6, float, 0, 1)
+    flow: str = option("auto", str)
+    mode: str = option("auto", str, choices=MODES)
+    scene_cut: float = option(0.35, float, 0, 1, lo_open=True)
+    flow_size: int = option(240, int, 16, 4096)
+    photo_tol: float = option(0.05, float, 0, 1, lo_open=True)
+    threads: int = option(1, int, 0, 256)
+
+
 @register_stage("stabilize")
 class Stabilize(Stage):
     """Temporal stabilizer stage (see module docstring).
@@ -145,39 +159,26 @@ class Stabilize(Stage):
         threads: torch intra-op threads while the stage runs on CPU, restored afterwards (0 keeps
             torch's setting). 1 by default: per-frame tensors are small and the loop is sequential,
             so thread synchronisation costs more than it saves, and far more when the decoder and
-            encoder threads compete for the same cores (bikes test, 2 loaded cores: 2.0 s with 1
-            thread, 19.5 s with 2).
+            encoder threads compete for the same cores.
 
     Reads ``ctx.overrides`` keys ``temporal`` (replaces ``strength``) and ``flow``.
     """
 
-    style_keys: ClassVar[dict[str, Param]] = {
-        "strength": Param(float, 0, 1), "flow": Param(str), "mode": Param(str, choices=MODES),
-        "scene_cut": Param(float, 0, 1, lo_open=True), "flow_size": Param(int, 16, 4096),
-        "photo_tol": Param(float, 0, 1, lo_open=True), "threads": Param(int, 0, 256),
-    }
+    Options: ClassVar[type[StageOptions]] = StabilizeOptions
     overrides: ClassVar[frozenset[str]] = frozenset({"temporal", "flow"})
+    override_fields: ClassVar[dict[str, str]] = {"temporal": "strength"}
 
     def __init__(self, strength: float = 0.6, flow: str | FlowEstimator = "auto", mode: str = "auto",
                  scene_cut: float = 0.35, flow_size: int = 240, photo_tol: float = 0.05,
                  device: str | torch.device | None = None, threads: int = 1) -> None:
-        if not 0.0 <= float(strength) <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if not 0.0 < float(scene_cut) <= 1.0:
-            raise ValueError(f"scene_cut must be in (0, 1], got {scene_cut}")
-        if int(flow_size) < 16:
-            raise ValueError(f"flow_size must be >= 16 pixels, got {flow_size}")
-        if not float(photo_tol) > 0:
-            raise ValueError(f"photo_tol must be > 0, got {photo_tol}")
+        self.options = StabilizeOptions(strength=strength, flow=flow if isinstance(flow, str) else "auto", mode=mode,
+                                        scene_cut=scene_cut, flow_size=flow_size, photo_tol=photo_tol,
+                                        threads=threads)
         self.strength = float(strength)
         self.mode = mode
         self.scene_cut = float(scene_cut)
         self.flow_size = int(flow_size)
         self.photo_tol = float(photo_tol)
-        if int(threads) < 0:
-            raise ValueError(f"threads must be >= 0, got {threads}")
         self.threads = int(threads)
         if isinstance(flow, str):
             self._flow_name = flow
@@ -247,26 +248,8 @@ class Stabilize(Stage):
                 "scene_cuts": list(self.scene_cuts)}
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> Stabilize:
-        """Style table params plus ``ctx.overrides``: ``temporal`` (float in [0, 1], replaces
-        ``strength``; 0 turns the stage into a pass-through) and ``flow`` (estimator name)."""
-        params = dict(params)
-        temporal = ctx.overrides.get("temporal")
-        if temporal is not None:
-            try:
-                temporal = float(temporal)
-            except (TypeError, ValueError):
-                raise InputError(f"--temporal must be a number in [0, 1], got {temporal!r}") from None
-            if not 0.0 <= temporal <= 1.0:
-                raise InputError(f"--temporal must be in [0, 1], got {temporal}")
-            params["strength"] = temporal
-        if ctx.overrides.get("flow") is not None:
-            params["flow"] = ctx.overrides["flow"]
-        params.setdefault("device", ctx.device)
-        try:
-            return cls(**params)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"stage 'stabilize': {exc}") from None
+    def from_options(cls, options: StageOptions, ctx: StageContext) -> Stabilize:
+        return cls(**options.as_kwargs(), device=ctx.device)
 
     # -- processing ------------------------------------------------------------------------
     def _working(self, frames: torch.Tensor) -> torch.Tensor:

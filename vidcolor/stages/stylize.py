@@ -13,16 +13,32 @@ size loses:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from vidcolor.color import lab_to_rgb_keep_lightness, rgb_to_lab, rgb_to_lightness
-from vidcolor.errors import InputError, WeightsError
+from vidcolor.errors import WeightsError
 from vidcolor.models.pretrained import load_pretrained
 from vidcolor.models.runtime import (PRECISIONS, map_batches, pick_device, prepare_model, resize,
                                      resolve_precision, run_padded, working_size)
-from vidcolor.stages.base import Chunk, Param, Stage, StageContext, register_stage
+from vidcolor.stages.base import (Chunk, OptionError, Stage, StageContext, StageOptions, option,
+                                  register_stage)
+
+
+@dataclass(frozen=True)
+class StylizeOptions(StageOptions):
+    """The keys of a ``type = "stylize"`` table (see :class:`Stylize`); the CLI's ``--weights``,
+    ``--render-size``, ``--precision`` and ``--compile`` set the keys of the same names."""
+
+    weights: str | None = option(None, str)  # required, from the table or --weights
+    render_size: int = option(256, int, 8, 4096)
+    keep_luma: bool = option(False, bool)
+    detail: float = option(0.0, float, 0, 1)
+    batch_size: int = option(4, int, 1, 256)
+    precision: str = option("auto", str, choices=PRECISIONS)
+    compile: bool = option(False, bool)
 
 
 @register_stage("stylize")
@@ -36,21 +52,15 @@ class Stylize(Stage):
     ``ctx.device``.
     """
 
-    style_keys: ClassVar[dict[str, Param]] = {
-        "weights": Param(str), "render_size": Param(int, 8, 4096), "keep_luma": Param(bool),
-        "detail": Param(float, 0, 1), "batch_size": Param(int, 1, 256),
-        "precision": Param(str, choices=PRECISIONS), "compile": Param(bool),
-    }
+    Options: ClassVar[type[StageOptions]] = StylizeOptions
     overrides: ClassVar[frozenset[str]] = frozenset({"weights", "render_size", "precision", "compile"})
 
     def __init__(self, weights: str, render_size: int = 256, keep_luma: bool = False, detail: float = 0.0,
                  batch_size: int = 4, precision: str = "auto", device: str | torch.device | None = "cpu",
                  compile: bool = False):
-        if not isinstance(render_size, int) or render_size < 8:
-            raise ValueError(f"render_size must be an int >= 8, got {render_size!r}")
+        self.options = StylizeOptions(weights=str(weights), render_size=render_size, keep_luma=keep_luma,
+                                      detail=detail, batch_size=batch_size, precision=precision, compile=compile)
         self.compile = bool(compile)
-        if not 0.0 <= float(detail) <= 1.0:
-            raise ValueError(f"detail must be in [0, 1], got {detail}")
         self.device = pick_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.weights, self.render_size = str(weights), render_size
@@ -65,14 +75,10 @@ class Stylize(Stage):
         self.model = prepare_model(model, self.device, compile=self.compile, dtype=self.dtype)
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], ctx: StageContext) -> "Stylize":
-        read = {k: v for k, v in ctx.overrides.items() if k in cls.overrides and v is not None}
-        params = {**params, **read}
-        params.setdefault("device", ctx.device)
-        try:
-            return super().from_config(params, ctx)  # type: ignore[return-value]
-        except ValueError as exc:
-            raise InputError(f"stage {cls.name!r}: {exc}") from None
+    def from_options(cls, options: StageOptions, ctx: StageContext) -> Stylize:
+        if options.weights is None:  # type: ignore[attr-defined]
+            raise OptionError("missing key 'weights' (a stylizer weights name or folder)")
+        return cls(**options.as_kwargs(), device=ctx.device)
 
     @torch.inference_mode()
     def stylize(self, x: torch.Tensor) -> torch.Tensor:
