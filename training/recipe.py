@@ -109,7 +109,7 @@ class DataConfig:
     ``skip_grey``: colorize only; drop sources with (almost) no chroma, they teach grey.
     ``cache``: decode every source once at ``load_size`` into ``.npy`` files (``cache_dir``, default
     ``RUN_DIR/cache``) read memory-mapped: random access into H.264 costs a seek and a GOP decode
-    per sample (0.3-0.9 s per 720p clip measured here), a cached clip ~1 ms. ``max_frames``: per
+    per sample (a large part of a second for a 720p clip), a cached clip about a millisecond. ``max_frames``: per
     video, only the middle ``max_frames`` frames are used (0 = all). ``video_share``: the fraction
     of samples drawn from the videos when there are both videos and images (0 = every source
     equally likely, so 20 clips among 700 photos give ~3 % video samples).
