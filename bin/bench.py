@@ -147,7 +147,8 @@ def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
     from vidcolor.io.probe import probe
     from vidcolor.io.reader import VideoReader
     from vidcolor.io.writer import VideoWriter
-    from vidcolor.pipelines.run import bound_heap, frame_plan, frames_in, intra_op_threads, to_tensor, to_uint8
+    from vidcolor.pipelines.frames import frame_plan, frames_in, to_tensor, to_uint8
+    from vidcolor.pipelines.stream import bound_heap, intra_op_threads
     from vidcolor.stages.base import Chunk, StageContext
     from vidcolor.styles import get_style
 

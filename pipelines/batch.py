@@ -1,6 +1,6 @@
 """Batch: every video of a folder tree through one style, crash-safe, rerunnable, in parallel.
 
-``run_batch(input_dir, output_dir, options)`` reads top to bottom as its steps:
+``run_batch(input_dir, output_dir, settings)`` reads top to bottom as its steps:
 
 1. find the inputs (comma-separated glob patterns, optionally recursive) and give each its output
    in the mirrored tree under ``output_dir``;
@@ -25,96 +25,23 @@ from __future__ import annotations
 import fnmatch
 import os
 import signal
-import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from vidcolor.errors import InputError, Interrupted, VidcolorError
-from vidcolor.io.containers import part_path, work_dir_path
-from vidcolor.styles import Style, get_style
+from vidcolor.errors import InputError
+from vidcolor.io.containers import part_path, remove_part, work_dir_path
+from vidcolor.settings import RunSettings, make_settings
 
-from .manifest import MANIFEST_NAME, BatchManifest, Entry, fingerprint, settings_hash, settings_signature
+from .executor import Executor, FileResult, FileTask, LocalExecutor, raise_interrupted
+from .manifest import MANIFEST_NAME, BatchManifest, Entry, fingerprint, settings_hash
+from .paths import KEEP_EXTENSIONS
 
 DEFAULT_PATTERNS = ("*.mp4,*.mov,*.mkv,*.m4v,*.avi,*.webm,*.mpg,*.mpeg,*.ts,*.mts,*.m2ts,*.wmv,*.flv,*.3gp,"
                     "*.ogv,*.mxf,*.dv")
-# Kept as the output extension; other inputs (webm, avi, ts...) become .mkv, which holds any
-# audio/subtitle codec and H.264 (the same rule as ``run``'s default output name).
-KEEP_EXTENSIONS = {".mp4", ".mov", ".mkv", ".m4v"}
 LOCK_NAME = ".vidcolor-batch.lock"
-
-
-@dataclass
-class BatchOptions:
-    """The ``run`` settings applied to every file (see ``vidcolor.pipelines.run.run``)."""
-
-    style: str | Style = "noir"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    device: str | None = None
-    encoder: str = "pyav"
-    codec: str = "libx264"
-    crf: int | None = 18
-    pix_fmt: str | None = None
-    encoder_options: dict[str, str] = field(default_factory=dict)
-    chunk_size: int = 4
-    resumable: bool | None = None
-    allow_truncated: bool = False
-
-    def signature(self, style: Style) -> dict[str, Any]:
-        """What decides an output's pictures and encoding: a change redoes every file."""
-        return settings_signature(style, self.overrides, self.encoder, self.codec, self.crf, self.pix_fmt,
-                                  self.encoder_options)
-
-
-@dataclass
-class FileTask:
-    """One input to process; paths are absolute; ``threads``: torch intra-op threads (0 = leave)."""
-
-    key: str
-    input: str
-    output: str
-    options: BatchOptions
-    threads: int = 0
-
-
-@dataclass
-class FileResult:
-    key: str
-    status: str  # done | failed
-    error: str | None = None
-    frames: int | None = None
-    seconds: float | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def execute_task(task: FileTask) -> FileResult:
-    """Run one file; every failure becomes a ``failed`` result with a one-line reason.
-    Runs in a worker process or a Ray task, never in the batch's main process."""
-    started = time.perf_counter()
-    try:
-        if task.threads:
-            import torch
-
-            torch.set_num_threads(task.threads)
-        from vidcolor.pipelines.run import run
-
-        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        o = task.options
-        report = run(task.input, task.output, o.style, overrides=o.overrides, device=o.device, overwrite=True,
-                     encoder=o.encoder, codec=o.codec, crf=o.crf, pix_fmt=o.pix_fmt,
-                     encoder_options=o.encoder_options, chunk_size=o.chunk_size, resumable=o.resumable,
-                     allow_truncated=o.allow_truncated)
-    except VidcolorError as exc:
-        return FileResult(task.key, "failed", str(exc), seconds=round(time.perf_counter() - started, 3))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # a bug or a library failure on one file must not stop the batch
-        return FileResult(task.key, "failed", f"{type(exc).__name__}: {exc}",
-                          seconds=round(time.perf_counter() - started, 3))
-    return FileResult(task.key, "done", frames=report.frames, seconds=report.seconds, warnings=report.warnings)
 
 
 # -- finding inputs ---------------------------------------------------------------------------------------
@@ -179,151 +106,6 @@ def check_outputs_spare_inputs(inputs: list[Path], outputs: list[Path]) -> None:
             if parent in works:
                 raise InputError(f"{works[parent]}: its work folder holds the input {src}; refusing to delete an "
                                  "input (use an output folder outside the input tree)")
-
-
-# -- executors ---------------------------------------------------------------------------------------------
-class Executor(Protocol):
-    name: str
-
-    def run(self, tasks: list[FileTask], on_result: Callable[[FileResult], None]) -> None:
-        """Run every task, calling ``on_result`` in this process as each finishes. On
-        ``KeyboardInterrupt`` stop what runs, remove its ``.part`` files, and re-raise."""
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this worker when the batch process dies, even by SIGKILL, so
-    an orphan never keeps writing an output that the next run is about to redo."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            PR_SET_PDEATHSIG = 1
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise Interrupted(signum)
-
-
-def _worker_main(conn: Any, threads: int, parent_pid: int) -> None:
-    """Worker process loop: receive a ``FileTask``, send back a ``FileResult``; ``None`` ends it."""
-    _die_with_parent()
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    signal.signal(signal.SIGTERM, _interrupt)  # the parent's stop: unwind so the writer removes its .part
-    if hasattr(signal, "SIGHUP"):  # a closed terminal reaches the whole group: unwind as on SIGTERM
-        signal.signal(signal.SIGHUP, _interrupt)
-    import torch
-
-    torch.set_num_threads(threads)
-    while True:
-        try:
-            task = conn.recv()
-            if task is None:
-                return
-            conn.send(execute_task(task))
-        except (EOFError, KeyboardInterrupt, BrokenPipeError):
-            return
-
-
-@dataclass
-class _Worker:
-    proc: Any
-    conn: Any
-    task: FileTask | None = None
-
-
-class LocalExecutor:
-    """Runs files in ``jobs`` worker processes (spawned: no forked torch or decoder threads), with
-    ``threads`` torch threads each (default: the cores divided between them, at least 1). A worker
-    that dies (a decoder crash) fails only its file and is replaced."""
-
-    name = "local"
-
-    def __init__(self, jobs: int = 1, threads: int | None = None) -> None:
-        if jobs < 1:
-            raise InputError(f"--jobs must be >= 1, got {jobs}")
-        self.jobs = jobs
-        self.threads = threads or max(1, cpu_count() // jobs)
-
-    def _spawn(self, ctx: Any) -> _Worker:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(child, self.threads, os.getpid()), daemon=True,
-                           name="vidcolor-batch-worker")
-        proc.start()
-        child.close()
-        return _Worker(proc, parent)
-
-    def run(self, tasks: list[FileTask], on_result: Callable[[FileResult], None]) -> None:
-        import multiprocessing as mp
-        from multiprocessing.connection import wait
-
-        ctx = mp.get_context("spawn")
-        queue = deque(tasks)
-        workers: list[_Worker] = []
-        try:
-            while queue or any(w.task for w in workers):
-                for w in workers:  # keep every worker busy
-                    if w.task is None and queue:
-                        w.task = queue.popleft()
-                        w.conn.send(w.task)
-                while queue and len(workers) < self.jobs:
-                    w = self._spawn(ctx)
-                    w.task = queue.popleft()
-                    w.conn.send(w.task)
-                    workers.append(w)
-                busy = [w for w in workers if w.task is not None]
-                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
-                for w in busy:
-                    if w.conn not in ready and w.proc.sentinel not in ready:
-                        continue
-                    result: FileResult | None = None
-                    try:
-                        if w.conn.poll():
-                            result = w.conn.recv()
-                    except (EOFError, OSError):
-                        result = None
-                    task, w.task = w.task, None
-                    assert task is not None
-                    if result is None:  # the worker died with the file (segfault, OOM killer)
-                        w.proc.join(timeout=5)
-                        part_path(task.output).unlink(missing_ok=True)
-                        workers.remove(w)
-                        code = w.proc.exitcode
-                        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                        result = FileResult(task.key, "failed", f"worker process died ({why})")
-                    on_result(result)
-        finally:
-            self._stop(workers)
-
-    def _stop(self, workers: list[_Worker]) -> None:
-        """Idle workers get the end message; busy ones SIGTERM (they unwind and remove their .part)."""
-        for w in workers:
-            try:
-                if w.task is None:
-                    w.conn.send(None)
-                else:
-                    w.proc.terminate()
-            except (OSError, ValueError):
-                pass
-        for w in workers:
-            w.proc.join(timeout=10)
-            if w.proc.is_alive():
-                w.proc.kill()
-                w.proc.join(timeout=5)
-            if w.task is not None:  # belt and braces: no partial file survives an interrupted file
-                part_path(w.task.output).unlink(missing_ok=True)
-            w.conn.close()
 
 
 # -- the batch ----------------------------------------------------------------------------------------------
@@ -396,13 +178,15 @@ class _OutputLock:
             self._fd = None
 
 
-def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, options: BatchOptions | None = None, *,
+def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, settings: RunSettings | None = None, *,
               patterns: str = DEFAULT_PATTERNS, recursive: bool = False, executor: Executor | None = None,
               on_file: Callable[[FileRow, int, int], None] | None = None) -> BatchReport:
     """Process every matching video under ``input_dir`` into the mirrored tree under ``output_dir``;
-    see the module docstring. ``on_file(row, k, n)`` is called as each file finishes."""
+    see the module docstring. ``settings`` (``make_settings``; default: the noir style) go to every
+    file; the batch owns its output tree, so they are given ``overwrite``. ``on_file(row, k, n)`` is
+    called as each file finishes."""
     started = time.perf_counter()
-    options = options or BatchOptions()
+    settings = replace(settings or make_settings(), overwrite=True)
     # 1. inputs and outputs
     src = Path(input_dir)
     if not src.is_dir():
@@ -410,11 +194,8 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, optio
     dst = Path(output_dir)
     if dst.resolve() == src.resolve():
         raise InputError(f"{dst}: the output folder must differ from the input folder")
-    style = options.style if isinstance(options.style, Style) else get_style(options.style)
-    style.check(options.overrides)  # bad values and unused options fail the batch, not every file
-    options = replace(options, style=style)  # workers get the parsed style, not a name to look up
-    settings = options.signature(style)
-    shash = settings_hash(settings)
+    signature = settings.signature()
+    shash = settings_hash(signature)
     dst.mkdir(parents=True, exist_ok=True)
     inputs = find_inputs(src, patterns, recursive, exclude=dst.resolve())
     if not inputs:
@@ -429,9 +210,9 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, optio
     with _OutputLock(dst):
         # 2. manifest and leftovers of a killed run
         manifest = BatchManifest.load(dst / MANIFEST_NAME)
-        manifest.input_dir, manifest.settings = str(src.resolve()), settings
+        manifest.input_dir, manifest.settings = str(src.resolve()), signature
         for key in keys:
-            part_path(dst / outputs[key]).unlink(missing_ok=True)
+            remove_part(dst / outputs[key])
         # 3. plan
         tasks: list[FileTask] = []
         files: dict[str, Entry] = {}
@@ -451,7 +232,7 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, optio
                 rows[key] = FileRow(key, old.output, "skipped", frames=old.frames, seconds=old.seconds)
                 continue
             files[key] = new
-            tasks.append(FileTask(key, str(path.resolve()), str((dst / outputs[key]).resolve()), options))
+            tasks.append(FileTask(key, str(path.resolve()), str((dst / outputs[key]).resolve()), settings))
         manifest.files = files  # inputs that disappeared drop out; their outputs stay
         manifest.save()
         # 4. execute
@@ -489,7 +270,7 @@ class _sigterm_as_interrupt:
 
         self._old = None
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, _interrupt)
+            self._old = signal.signal(signal.SIGTERM, raise_interrupted)
 
     def __exit__(self, *exc: object) -> None:
         if self._old is not None:

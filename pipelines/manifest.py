@@ -136,12 +136,3 @@ class BatchManifest:
         for e in self.files.values():
             out[e.status] += 1
         return out
-
-
-def settings_signature(style: Any, overrides: dict[str, Any], encoder: str, codec: str, crf: int | None,
-                       pix_fmt: str | None, encoder_options: dict[str, str]) -> dict[str, Any]:
-    """What changes an output's pictures or encoding (not the device or chunk size), shared by batch
-    manifests and resumable-run work folders. The style's stage tables are included, not only its
-    name, so editing a style file counts as a change. Torch-free: the batch parent never imports torch."""
-    return {"style": style.name, "stages": style.stages, "overrides": overrides, "encoder": encoder,
-            "codec": codec, "crf": crf, "pix_fmt": pix_fmt, "encoder_options": encoder_options}

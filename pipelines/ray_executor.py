@@ -5,7 +5,7 @@ failures flow into the same manifest and summary as with local processes. Each f
 with a resource request (``cpus_per_job``, ``gpus_per_job``; torch in the task uses that many
 threads). With ``split_seconds``, a film longer than twice that is cut into segments of about
 ``split_seconds`` that run as parallel tasks (each warms up the stages' temporal state on a few
-frames before its start: ``segments.WARMUP_FRAMES``), and one more task, which Ray starts when all
+frames before its start: ``split.WARMUP_FRAMES``), and one more task, which Ray starts when all
 of them are done, joins them into the output.
 
 Where Ray runs: ``address=None`` starts a local Ray instance for the run (all cores of this
@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from vidcolor.errors import InputError, VidcolorError
-from vidcolor.io.containers import part_path
+from vidcolor.io.containers import remove_part
 
-from .batch import FileResult, FileTask, cpu_count, execute_task
-from .segments import WARMUP_FRAMES, SplitPlan, finish_split, plan_split_run, run_split_job, work_dir_for
+from .executor import FileResult, FileTask, cpu_count, execute_task
+from .split import WARMUP_FRAMES, SplitPlan, finish_split, plan_split_run, run_split_job
+from .workdir import work_dir_for
 
 MISSING = "--executor ray needs Ray, an optional extra: pip install 'vidcolor[ray]'"
 
@@ -110,12 +111,8 @@ class RayExecutor:
             return None
         if meta.duration is None or meta.duration < 2 * self.split_seconds:
             return None
-        o = task.options
-        return plan_split_run(task.input, task.output, o.style, overrides=o.overrides, device=o.device,
-                              overwrite=True, encoder=o.encoder, codec=o.codec, crf=o.crf, pix_fmt=o.pix_fmt,
-                              encoder_options=o.encoder_options, chunk_size=o.chunk_size,
-                              segment_seconds=self.split_seconds, warmup=self.warmup, threads=task.threads,
-                              allow_truncated=o.allow_truncated)
+        return plan_split_run(task.input, task.output, task.settings, segment_seconds=self.split_seconds,
+                              warmup=self.warmup, threads=task.threads)
 
     def run(self, tasks: list[FileTask], on_result: Callable[[FileResult], None]) -> None:
         ray = import_ray()
@@ -157,7 +154,7 @@ class RayExecutor:
             for ref in refs:
                 ray.cancel(ref, force=True)
             for task in refs.values():
-                part_path(task.output).unlink(missing_ok=True)
+                remove_part(task.output)
                 if task.key in split:
                     shutil.rmtree(work_dir_for(task.output), ignore_errors=True)
             raise

@@ -102,20 +102,22 @@ def _run_both_paths(src: Path, tmp_path: Path, monkeypatch, encoder: str = "pyav
                     style: str = "noir") -> tuple[Path, Path, list[bool]]:
     """``style`` on ``src`` into lossless ffv1 twice: as a run picks (the luma path), then with the
     RGB path forced. Returns both outputs and, per run, whether its reader decoded luma only."""
+    import vidcolor.pipelines.frames as frames_mod
     import vidcolor.pipelines.run as run_mod
+    import vidcolor.pipelines.stream as stream_mod
 
     seen: list[bool] = []
-    real_reader = run_mod.VideoReader
+    real_reader = stream_mod.VideoReader
 
     class Recording(real_reader):  # type: ignore[misc, valid-type]
         def __init__(self, *a, **k):
             seen.append(bool(k.get("grey")))
             super().__init__(*a, **k)
 
-    monkeypatch.setattr(run_mod, "VideoReader", Recording)
+    monkeypatch.setattr(stream_mod, "VideoReader", Recording)
     grey_out = tmp_path / f"grey.{style}.{encoder}.mkv"
     run_mod.run(src, grey_out, style, codec="ffv1", encoder=encoder, resumable=False)
-    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)  # the RGB path
+    monkeypatch.setattr(frames_mod, "takes_grey", lambda stages, device: False)  # the RGB path
     rgb_out = tmp_path / f"rgb.{style}.{encoder}.mkv"
     run_mod.run(src, rgb_out, style, codec="ffv1", encoder=encoder, resumable=False)
     monkeypatch.undo()

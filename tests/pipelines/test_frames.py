@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcolor.pipelines.run import to_tensor, to_uint8
+from vidcolor.pipelines.frames import to_tensor, to_uint8
 
 
 def test_to_tensor_is_the_exact_division() -> None:

@@ -15,7 +15,8 @@ from vidcolor.pipelines.manifest import (
     fingerprint,
     settings_hash,
 )
-from vidcolor.pipelines.segments import plan_split, segment_frames_for
+from vidcolor.pipelines.segments import segment_frames_for
+from vidcolor.pipelines.split import plan_split
 
 from vidcolor.errors import InputError
 

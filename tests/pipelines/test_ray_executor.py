@@ -74,10 +74,12 @@ def test_ray_segment_parallel_film_joins_without_a_seam(tmp_path, ray_cluster):
     assert report["counts"] == {"done": 1, "skipped": 0, "failed": 0} and report["files"][0]["frames"] == 48
     par = out / "film.mkv"
     # the film did go through three segment tasks (and the join task)
-    from vidcolor.pipelines.batch import BatchOptions, FileTask
+    from vidcolor.pipelines.executor import FileTask
     from vidcolor.pipelines.ray_executor import RayExecutor
+    from vidcolor.settings import make_settings
 
-    task = FileTask("film.mkv", str(src / "film.mkv"), str(tmp_path / "probe.mkv"), BatchOptions(style=str(style), chunk_size=8))
+    settings = make_settings(str(style), chunk_size=8, overwrite=True)
+    task = FileTask("film.mkv", str(src / "film.mkv"), str(tmp_path / "probe.mkv"), settings)
     plan = RayExecutor(split_seconds=0.5)._plan_split(task)
     # (Matroska stores no frame count: probe estimates it from the duration, maybe a segment too many;
     # the last job reads to the real end, an empty one writes nothing)

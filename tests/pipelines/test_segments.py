@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 from vidcolor.pipelines import segments
 from vidcolor.pipelines.run import run
-from vidcolor.pipelines.segments import MANIFEST_NAME, run_resumable, run_split, work_dir_for
+from vidcolor.pipelines.segments import run_resumable
+from vidcolor.pipelines.split import run_split
+from vidcolor.pipelines.workdir import MANIFEST_NAME, work_dir_for
 
 from tests.conftest import add_subtitles, decode_all, make_clip, packets, video_pts
 from tests.pipelines.helpers import spawn, vidcolor, write_style

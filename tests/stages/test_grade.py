@@ -61,21 +61,22 @@ def test_only_grades_that_can_skip_float_take_uint8(tmp_path: Path) -> None:
 def test_a_noir_run_grades_the_decoded_frames_without_float_conversion(tmp_path: Path, monkeypatch) -> None:
     import av
 
+    import vidcolor.pipelines.frames as frames_mod
     import vidcolor.pipelines.run as run_mod
 
     clip = make_clip(tmp_path / "in.mp4", frames=12)
     ref_out = tmp_path / "float.mp4"
     # RGB frames in both runs (the luma-only path is tested in tests/io/test_grey.py)
-    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)
-    monkeypatch.setattr(run_mod, "takes_uint8", lambda stages, device: False)  # force the float path
+    monkeypatch.setattr(frames_mod, "takes_grey", lambda stages, device: False)
+    monkeypatch.setattr(frames_mod, "takes_uint8", lambda stages, device: False)  # force the float path
     run_mod.run(clip, ref_out, "noir")
     monkeypatch.undo()
-    monkeypatch.setattr(run_mod, "takes_grey", lambda stages, device: False)
+    monkeypatch.setattr(frames_mod, "takes_grey", lambda stages, device: False)
 
     def no_float(*a, **k):
         raise AssertionError("the noir run converted frames to float")
 
-    monkeypatch.setattr(run_mod, "to_tensor", no_float)
+    monkeypatch.setattr(frames_mod, "to_tensor", no_float)
     out = tmp_path / "u8.mp4"
     report = run_mod.run(clip, out, "noir")
     assert report.frames == 12

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from vidcolor.cli.common import STATE, console, handle_errors, parse_key_values, processing_options, warn
+from vidcolor.cli.common import STATE, console, handle_errors, processing_options, settings_from_options, warn
 
 
 def print_summary(report) -> None:
@@ -33,8 +34,6 @@ def print_summary(report) -> None:
 @click.argument("input_dir", type=click.Path(path_type=str))
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Output folder; the input tree is mirrored inside it, with the manifest vidcolor-batch.json.")
-@click.option("-s", "--style", default="noir", show_default=True,
-              help="Style name (see `vidcolor styles`) or path to a style .toml file.")
 @click.option("--pattern", default=None, metavar="GLOBS",
               help="Comma-separated file name patterns [default: common video extensions, *.mp4,*.mov,...].")
 @click.option("-r", "--recursive", is_flag=True, help="Include subfolders.")
@@ -56,12 +55,9 @@ def print_summary(report) -> None:
               help="Crash-safe segments per file [default: on for files of 10 minutes or more].")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch report as JSON on stdout.")
 @handle_errors
-def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recursive: bool, jobs: int,
-          executor: str, address: str | None, cpus_per_job: float, gpus_per_job: float,
-          split_seconds: float | None, lut: str | None, temporal: float | None, render_size: int | None,
-          weights: str | None, compile_model: bool, device: str, encoder: str, codec: str, crf: int, pix_fmt: str | None,
-          encoder_opts: tuple[str, ...], chunk_size: int, allow_truncated: bool, resumable: bool | None,
-          as_json: bool) -> None:
+def batch(input_dir: str, output_dir: str, pattern: str | None, recursive: bool, jobs: int, executor: str,
+          address: str | None, cpus_per_job: float, gpus_per_job: float, split_seconds: float | None,
+          as_json: bool, **options: Any) -> None:
     """Process every video in INPUT_DIR into the same tree under OUTPUT_DIR.
 
     A manifest in OUTPUT_DIR records each input's size, mtime, fingerprint, settings and status, so
@@ -75,7 +71,7 @@ def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recu
       vidcolor batch reels/ -o graded/ --pattern '*.mov' --json
       vidcolor batch reels/ -o graded/ --executor ray --address auto --cpus-per-job 4
     """
-    from vidcolor.pipelines.batch import DEFAULT_PATTERNS, BatchOptions, LocalExecutor, run_batch
+    from vidcolor.pipelines.batch import DEFAULT_PATTERNS, LocalExecutor, run_batch
 
     if executor == "ray":
         from vidcolor.pipelines.ray_executor import RayExecutor
@@ -90,13 +86,7 @@ def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recu
             if value is not None:
                 raise click.UsageError(f"{name} needs --executor ray")
         runner = LocalExecutor(jobs=jobs)
-    overrides = {k: v for k, v in {"lut": lut, "temporal": temporal, "render_size": render_size,
-                                   "weights": weights}.items() if v is not None}
-    if compile_model:
-        overrides["compile"] = True
-    options = BatchOptions(style=style, overrides=overrides, device=device, encoder=encoder, codec=codec, crf=crf,
-                           pix_fmt=pix_fmt, encoder_options=parse_key_values(encoder_opts, "-e"),
-                           chunk_size=chunk_size, resumable=resumable, allow_truncated=allow_truncated)
+    settings = settings_from_options(options)
     quiet = STATE.quiet or as_json
 
     def on_file(row, k: int, n: int) -> None:
@@ -105,7 +95,7 @@ def batch(input_dir: str, output_dir: str, style: str, pattern: str | None, recu
         what = f"{row.frames} frames, {row.seconds:.1f} s" if row.status == "done" else row.error
         click.echo(f"vidcolor: [{k}/{n}] {row.status} {row.input} ({what})", err=True)
 
-    report = run_batch(input_dir, output_dir, options, patterns=pattern or DEFAULT_PATTERNS, recursive=recursive,
+    report = run_batch(input_dir, output_dir, settings, patterns=pattern or DEFAULT_PATTERNS, recursive=recursive,
                        executor=runner, on_file=on_file)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))

@@ -147,15 +147,30 @@ def check_pix_fmt(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
+def _key_values(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    return parse_key_values(value, "-e")
+
+
+# The --flow choices, spelled here so --help needs no torch (vidcolor.flow.FLOW_CHOICES; a test keeps them equal).
+FLOW_CHOICES = ("auto", "dis", "raft_small", "raft_large")
+
+
 def processing_options(func):
-    """The options every command that processes video takes (``run``, ``batch``): stage overrides,
-    device, encoder settings, chunk size. One definition, so the two commands cannot drift apart."""
+    """The options every command that processes video takes (``run``, ``batch``): the style, stage
+    overrides, device, encoder settings, chunk size. One definition, so the two commands cannot drift
+    apart; each option's name is its ``vidcolor.settings.make_settings`` keyword, and the command
+    passes them on with ``settings_from_options``."""
     options = [
+        click.option("-s", "--style", default="noir", show_default=True,
+                     help="Style name (see `vidcolor styles`) or path to a style .toml file."),
         click.option("--lut", type=click.Path(exists=True, dir_okay=False), help="A .cube 3D LUT file (for --style lut)."),
         click.option("--temporal", type=click.FloatRange(0, 1), help="Temporal stabilizer strength 0..1 (0 = off)."),
+        click.option("--flow", type=click.Choice(FLOW_CHOICES),
+                     help="Optical flow of the temporal stabilizer [default: auto: RAFT on a GPU when its weights "
+                          "are cached, DIS otherwise]."),
         click.option("--render-size", type=click.IntRange(32, 4096), help="Short side the model sees (model styles)."),
         click.option("--weights", help="Weights name or folder for the style's model stage."),
-        click.option("--compile", "compile_model", is_flag=True,
+        click.option("--compile", "compile", is_flag=True,
                      help="torch.compile the style's model (needs a C++ compiler on CPU; the first chunk "
                           "waits for the compilation, tens of seconds)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
@@ -167,7 +182,7 @@ def processing_options(func):
         click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="Quality for x264/x265 (preset veryfast unless -e preset=...)."),
         click.option("--pix-fmt", callback=check_pix_fmt,
                      help="Output pixel format [default: yuv420p; yuv444p for odd sizes]."),
-        click.option("-e", "--encoder-option", "encoder_opts", multiple=True, metavar="KEY=VALUE",
+        click.option("-e", "--encoder-option", "encoder_options", multiple=True, metavar="KEY=VALUE", callback=_key_values,
                      help="Encoder option passed through, e.g. -e preset=slow -e tune=film (repeatable)."),
         click.option("--chunk-size", type=click.IntRange(1, 256), default=4, show_default=True,
                      help="Frames per model batch."),
@@ -178,3 +193,12 @@ def processing_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def settings_from_options(options: dict):
+    """The ``RunSettings`` of a ``run`` or ``batch`` command from its click parameters (those of
+    ``processing_options`` and the command's own run settings): built once, style checked, an option
+    the style does not read refused (an ``InputError``: exit code 2)."""
+    from vidcolor.settings import make_settings
+
+    return make_settings(**options)

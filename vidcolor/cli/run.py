@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import click
 
-from vidcolor.cli.common import STATE, handle_errors, parse_key_values, processing_options, warn
+from vidcolor.cli.common import STATE, handle_errors, processing_options, settings_from_options, warn
 
 
 def make_progress(quiet: bool):
@@ -44,8 +45,6 @@ def make_progress(quiet: bool):
 
 @click.command("run")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, path_type=str))
-@click.option("-s", "--style", default="noir", show_default=True,
-              help="Style name (see `vidcolor styles`) or path to a style .toml file.")
 @click.option("-o", "--output", "output_path", type=click.Path(path_type=str),
               help="Output file [default: INPUT.STYLE.EXT beside the input; same container for "
                    "mp4/mov/mkv inputs, .mkv for others].")
@@ -57,10 +56,7 @@ def make_progress(quiet: bool):
 @click.option("--fresh", is_flag=True, help="Discard the work folder of an earlier resumable run and start over.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @handle_errors
-def run(input_path: str, style: str, output_path: str | None, overwrite: bool, lut: str | None,
-        temporal: float | None, render_size: int | None, weights: str | None, compile_model: bool, device: str, encoder: str,
-        codec: str, crf: int, pix_fmt: str | None, encoder_opts: tuple[str, ...], chunk_size: int,
-        allow_truncated: bool, resumable: bool | None, fresh: bool, as_json: bool) -> None:
+def run(input_path: str, output_path: str | None, as_json: bool, **options: Any) -> None:
     """Colorize or stylize one video, keeping its length, timing, sound and subtitles.
 
     \b
@@ -71,17 +67,11 @@ def run(input_path: str, style: str, output_path: str | None, overwrite: bool, l
     """
     from vidcolor.pipelines.run import run as run_video
 
-    overrides = {k: v for k, v in {"lut": lut, "temporal": temporal, "render_size": render_size,
-                                   "weights": weights}.items() if v is not None}
-    if compile_model:
-        overrides["compile"] = True
+    settings = settings_from_options(options)
     quiet = STATE.quiet or as_json
     update, finish = make_progress(quiet)
     try:
-        report = run_video(input_path, output_path, style, overrides=overrides, device=device, overwrite=overwrite,
-                           encoder=encoder, codec=codec, crf=crf, pix_fmt=pix_fmt,
-                           encoder_options=parse_key_values(encoder_opts, "-e"), chunk_size=chunk_size,
-                           progress=update, resumable=resumable, allow_truncated=allow_truncated, fresh=fresh)
+        report = run_video(input_path, output_path, settings, progress=update)
     finally:
         finish()
     for w in report.warnings:

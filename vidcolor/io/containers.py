@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,25 @@ def part_path(path: str | os.PathLike) -> Path:
     """``out.mp4`` -> ``out.mp4.part``: where output is written until it is complete."""
     p = Path(path)
     return p.with_name(p.name + ".part")
+
+
+@contextmanager
+def writing_part(path: str | os.PathLike) -> Iterator[Path]:
+    """Write ``path`` whole or not at all: yields ``path.part`` to write, renames it to ``path`` when
+    the block ends without error and removes it when the block fails."""
+    part = part_path(path)
+    part.unlink(missing_ok=True)
+    try:
+        yield part
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, path)
+
+
+def remove_part(path: str | os.PathLike) -> None:
+    """Remove ``path.part``, the partial output a killed or failed writer left, if there is one."""
+    part_path(path).unlink(missing_ok=True)
 
 
 # Resumable runs keep their segments in ``OUTPUT + WORK_SUFFIX`` (``pipelines/segments.py``).

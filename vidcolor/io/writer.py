@@ -33,7 +33,7 @@ CODECS = ("libx264", "libx265", "prores_ks", "ffv1")
 STREAM_TAGS = ("language", "title", "handler_name")
 
 
-class _CopyStreams:
+class CopyStreams:
     """Audio/subtitle packets from the source file, muxed in time order next to the video."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer, fmt: str,
@@ -153,7 +153,7 @@ class VideoWriter(WriterBase):
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._container: av.container.OutputContainer | None = None
-        self._copy: _CopyStreams | None = None
+        self._copy: CopyStreams | None = None
         self._closed = False
         self._aborted = False  # set by abort(): the encoder thread stops at the next frame
 
@@ -198,7 +198,7 @@ class VideoWriter(WriterBase):
         for k, v in self.metadata().items():
             c.metadata[k] = v
         if self.streams_from is not None:
-            self._copy = _CopyStreams(self.streams_from, c, self.fmt, self.warnings)
+            self._copy = CopyStreams(self.streams_from, c, self.fmt, self.warnings)
 
     def __enter__(self) -> "VideoWriter":
         self._open()
