@@ -7,9 +7,8 @@ release the GIL in their kernels, so the stages really overlap. Chunks keep thei
 has one thread and FIFO queues), so stateful stages (the stabilizer) see the video in order, and
 the output is identical to calling the stages in turn (tested).
 
-On a small CPU, torch's own intra-op threads then compete with the stage threads: on the 2-core
-development machine, ``--style colorize`` at 854x480 spent a quarter of its CPU time in torch's
-thread synchronisation with 2 intra-op threads. :func:`cpu_threads_for` picks the intra-op count.
+On a small CPU, torch's own intra-op threads then compete with the stage threads and spend their
+time synchronising; :func:`cpu_threads_for` picks the intra-op count.
 """
 
 from __future__ import annotations

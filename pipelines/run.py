@@ -5,7 +5,7 @@ Reads top to bottom as the steps it takes:
   2. choose and check the output path (never the input; ``--overwrite`` to replace);
   3. build the style's stages on the chosen device;
   4. stream (``stream.py``): decoder thread -> chunks of frames -> stages -> encoder thread ->
-     ``output.part`` (RGB frames, or the coded luma alone for monochrome styles: ``takes_grey``);
+     ``output.part`` (RGB frames, or the coded luma alone for monochrome styles: ``frames.takes_grey``);
   5. rename ``output.part`` to ``output`` and return a report.
 Long inputs (and ``resumable=True``) go to ``segments.run_resumable`` after step 1.
 """
@@ -20,12 +20,11 @@ from vidcolor.io.probe import probe
 from vidcolor.settings import RunSettings, make_settings
 from vidcolor.styles import Style
 
-# The frame conversions and the run's resources under the names callers have imported from here.
-from .frames import FramePlan, frame_plan, frames_in, takes_grey, takes_uint8, to_tensor, to_uint8  # noqa: F401
 from . import segments
-from .paths import default_output, output_for  # noqa: F401
+from .paths import output_for
 from .report import RunReport
-from .stream import ProgressFn, bound_heap, build_stages, intra_op_threads, open_writer, pick_device, stream  # noqa: F401
+from .stream import ProgressFn, bound_heap, build_stages, open_writer, pick_device, stream
+
 
 def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = None,
         settings: RunSettings | str | Style = "noir", *, progress: ProgressFn | None = None, quiet: bool = True,

@@ -147,10 +147,7 @@ def load_stage_states(stages: list[Stage], states: Any, where: Path, hint: str) 
 
 
 def stage_warnings(stages: list[Stage]) -> list[str]:
-    out: list[str] = []
-    for s in stages:
-        out.extend(getattr(s, "warnings", []) or [])
-    return out
+    return [w for s in stages for w in s.warnings]
 
 
 def split_chunks(chunks: Iterable[FrameChunk], cut: Callable[[int], int]) -> Iterator[FrameChunk]:

@@ -145,7 +145,7 @@ def test_colorize_from_luma_into_yuv420_planes_on_full_hd() -> None:
     {"preset": "noir", "contrast": 2.0, "grain": 0.05, "vignette": 0.2},
 ])
 def test_grade_8bit_and_grey_paths_on_full_hd_width_give_the_float_path(params: dict) -> None:
-    from vidcolor.pipelines.run import to_tensor, to_uint8
+    from vidcolor.pipelines.frames import to_tensor, to_uint8
 
     from vidcolor.stages import Chunk
     from vidcolor.stages.grade import Grade
@@ -274,7 +274,7 @@ def test_i420_from_luma_on_full_hd_width_matches_numpy(coding: tuple[int, bool])
 
 # -- pipelines/run.py -------------------------------------------------------------------------------
 def test_frame_conversions_on_full_hd_width() -> None:
-    from vidcolor.pipelines.run import to_tensor, to_uint8
+    from vidcolor.pipelines.frames import to_tensor, to_uint8
 
     u8 = np.random.default_rng(10).integers(0, 256, (2, 8, W, 3), dtype=np.uint8)
     got = to_tensor(u8, torch.device("cpu"))

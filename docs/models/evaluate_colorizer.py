@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from vidcolor.color import lab_to_rgb, rgb_to_lightness
 from vidcolor.evaluate import read_chunks
 from vidcolor.metrics import CDCMeter, WarpingErrorMeter, ciede2000, colorfulness, psnr
-from vidcolor.pipelines.run import takes_grey
+from vidcolor.pipelines.frames import takes_grey
 from vidcolor.stages.base import Chunk, StageContext
 from vidcolor.styles import get_style
 
@@ -110,7 +110,7 @@ def _planes_to_rgb(planes: torch.Tensor) -> torch.Tensor:
 
 def run_stages(stages, grey: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """The output of ``stages``, chunk by chunk like the pipeline. ``PATH == "planes"``: as a run on
-    CPU feeds them (pipelines/run.py: takes_grey): the 8-bit grey as luma, and yuv420p planes back
+    CPU feeds them (pipelines/frames.py: takes_grey): the 8-bit grey as luma, and yuv420p planes back
     from the last stage when the frame size is even, decoded to RGB for the metrics."""
     for s in stages:
         s.reset()

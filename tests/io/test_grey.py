@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from vidcolor.pipelines.run import takes_grey, to_tensor, to_uint8
+from vidcolor.pipelines.frames import takes_grey, to_tensor, to_uint8
 
 from tests.conftest import make_clip
 from vidcolor.io.grey import frame_from_luma, luma_from_frame

@@ -221,7 +221,7 @@ def test_flip_tta_makes_the_colorizer_mirror_equivariant(colorizer: Path) -> Non
 def test_uint8_frames_give_the_float_frames_result(colorizer: Path) -> None:
     """On CPU a run hands the colorizer the decoded 8-bit frames (it needs only their L*): the same
     output as from the float frames, and the colorize style takes that path."""
-    from vidcolor.pipelines.run import takes_uint8
+    from vidcolor.pipelines.frames import takes_uint8
 
     from vidcolor.styles import get_style
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import make_clip
-from vidcolor.pipelines.run import takes_uint8, to_tensor, to_uint8
+from vidcolor.pipelines.frames import takes_uint8, to_tensor, to_uint8
 from vidcolor.stages.base import Chunk
 from vidcolor.stages.grade import Grade
 
