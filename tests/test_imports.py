@@ -12,16 +12,10 @@ from tests.conftest import REPO
 # Where each package of the installed layout lives in the repository (pyproject's package-dir).
 ROOTS = {"vidcolor": REPO / "vidcolor", "vidcolor.pipelines": REPO / "pipelines", "vidcolor.training": REPO / "training"}
 
-# Private names other modules still import, with who removes them; empty when #17 is done.
+# Private names other modules may import (none).
 ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
-# Imports that still close a cycle, with who removes them (#17); empty when #17 is done.
-ALLOWED_CYCLE_EDGES = {
-    # stage registry: base imports the package that imports base (#17 stage contract, stages owner)
-    ("vidcolor.stages.base", "vidcolor.stages"),
-    # home_dir lives in styles, which imports the stages (#17 paths and user styles in one place)
-    ("vidcolor.flow.raft", "vidcolor.styles"),
-    ("vidcolor.models.pretrained", "vidcolor.styles"),
-}
+# Imports allowed to close a cycle (none).
+ALLOWED_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 
 def modules() -> dict[str, Path]:

@@ -24,6 +24,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from vidcolor.errors import InputError
+from vidcolor.paths import home_dir
 
 if TYPE_CHECKING:  # the stages import torch: only when a style is built
     from vidcolor.stages.base import Stage, StageContext
@@ -40,8 +41,7 @@ class Style:
         """Raise a one-line ``InputError`` for a stage table with an unknown type, an unknown key or a
         bad value (naming the file, the stage and the key), or for an override (a CLI setting such as
         ``temporal``) that no stage of this style reads: a setting is never ignored without a word."""
-        import vidcolor.stages  # noqa: F401  (registers the built-in stages)
-        from vidcolor.stages.base import STAGES
+        from vidcolor.stages import STAGES  # the package: importing it registers the built-in stages
 
         where = self.path or f"style {self.name!r}"
         read: set[str] = set()
@@ -68,22 +68,12 @@ class Style:
     def build(self, ctx: StageContext) -> list[Stage]:
         """The style's stages, after ``check`` (so a bad value or an unused override fails before any
         model is loaded or frame decoded)."""
-        from vidcolor.stages.base import StageContext, build_stage
+        from vidcolor.stages import StageContext, build_stage
 
         self.check(ctx.overrides)
         ctx = StageContext(device=ctx.device, overrides=ctx.overrides,
                            style_dir=str(Path(self.path).parent) if self.path else None)
         return [build_stage(spec, ctx) for spec in self.stages]
-
-
-def home_dir() -> Path:
-    """``$VIDCOLOR_HOME`` or the platform cache folder (weights cache, user styles)."""
-    env = os.environ.get("VIDCOLOR_HOME")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidcolor"))
 
 
 def builtin_dir() -> Path:

@@ -5,7 +5,7 @@ Weights are torchvision's published checkpoints (URL and sha256 prefix from the
 ``<name>-<first 8 hex of sha256>.pth`` (e.g. ``raft_small_C_T_V2-01064c6d.pth``); ``torch.hub``
 checks that prefix when it downloads. The resolver looks, in order, in
 
-1. ``$VIDCOLOR_HOME/weights/torchvision/`` (``vidcolor.styles.home_dir()``),
+1. ``$VIDCOLOR_HOME/weights/torchvision/`` (``vidcolor.paths.home_dir()``),
 2. torch's own cache, ``$TORCH_HOME/hub/checkpoints/`` (``torch.hub.get_dir()``), where files
    fetched by ``torchvision.models.optical_flow.raft_small(weights=...)`` already live,
 
@@ -51,7 +51,7 @@ def raft_weights(size: str = "small", weights: Any = None):
 
 def cache_dirs() -> list[Path]:
     """Where cached torchvision checkpoints are looked for, first match wins."""
-    from vidcolor.styles import home_dir
+    from vidcolor.paths import home_dir
 
     return [home_dir() / "weights" / "torchvision", Path(torch.hub.get_dir()) / "checkpoints"]
 

@@ -46,7 +46,7 @@ CONFIG_FILE = "config.json"
 
 def cache_dir() -> Path:
     """``home_dir()/weights``: pulled and imported weights folders."""
-    from vidcolor.styles import home_dir
+    from vidcolor.paths import home_dir
 
     return home_dir() / "weights"
 

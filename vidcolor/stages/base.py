@@ -286,9 +286,8 @@ def register_stage(name: str) -> Callable[[type[Stage]], type[Stage]]:
 
 
 def build_stage(spec: dict[str, Any], ctx: StageContext) -> Stage:
-    """Build a stage from a style's table: ``{"type": "grade", ...params}``."""
-    import vidcolor.stages  # noqa: F401  (registers the built-in stages)
-
+    """Build a stage from a style's table: ``{"type": "grade", ...params}``. The built-in types are
+    registered by importing the ``vidcolor.stages`` package, which is where callers take this from."""
     params = dict(spec)
     kind = params.pop("type", None)
     if kind not in STAGES:
