@@ -116,3 +116,14 @@ def test_signature_keys_are_the_manifests():
     sig = make_settings("noir").signature()
     assert set(sig) == {"style", "stages", "overrides", "encoder", "codec", "crf", "pix_fmt", "encoder_options"}
     assert sig["encoder"] == "pyav" and sig["encoder_options"] == {} and sig["crf"] == 18
+
+
+def test_precision_choices_are_the_runtimes_and_reach_the_model_stage(tmp_path):
+    from vidcolor.cli.common import PRECISION_CHOICES
+    from vidcolor.models.runtime import PRECISIONS
+
+    assert PRECISION_CHOICES == PRECISIONS
+    s = make_settings("colorize", precision="fp32")
+    assert s.overrides["precision"] == "fp32"
+    with pytest.raises(InputError, match="--precision does not apply to style 'noir'"):
+        make_settings("noir", precision="bf16")

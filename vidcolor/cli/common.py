@@ -153,6 +153,8 @@ def _key_values(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 # The --flow choices, spelled here so --help needs no torch (vidcolor.flow.FLOW_CHOICES; a test keeps them equal).
 FLOW_CHOICES = ("auto", "dis", "raft_small", "raft_large")
+# The --precision choices (vidcolor.models.runtime.PRECISIONS; a test keeps them equal).
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 
 
 def processing_options(func):
@@ -170,6 +172,9 @@ def processing_options(func):
                           "are cached, DIS otherwise]."),
         click.option("--render-size", type=click.IntRange(32, 4096), help="Short side the model sees (model styles)."),
         click.option("--weights", help="Weights name or folder for the style's model stage."),
+        click.option("--precision", type=click.Choice(PRECISION_CHOICES),
+                     help="The model's arithmetic [default: auto: fp16 autocast on CUDA, bf16 on CPUs with "
+                          "native bf16, else fp32] (model styles)."),
         click.option("--compile", "compile", is_flag=True,
                      help="torch.compile the style's model (needs a C++ compiler on CPU; the first chunk "
                           "waits for the compilation, tens of seconds)."),
