@@ -150,3 +150,10 @@ def test_no_module_imports_another_modules_private_names():
                     and aliases[node.value.id] != name):
                 found.add((name, aliases[node.value.id], node.attr))
     assert found - ALLOWED_PRIVATE == set()
+
+
+def test_no_module_is_over_400_lines():
+    """Modules stay focused (../shared/STYLE.md): a file past 400 lines holds more than one job."""
+    long = {str(path.relative_to(REPO)): n for path in modules().values()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"split these along their seams: {long}"
