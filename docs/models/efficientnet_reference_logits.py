@@ -17,12 +17,10 @@ import json
 import os
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
-from vidcolor.models.efficientnet import EfficientNetLite0Weights, EfficientNetLite2Weights
+from vidcolor.models.efficientnet import EfficientNetLite0Weights, EfficientNetLite2Weights, center_crop_rgb
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("VIDCOLOR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -31,19 +29,6 @@ OUT = REPO / "tests" / "models" / "data" / "efficientnet_reference_logits.json"
 IMAGES = ("images/cq100_rest/siberian_tiger.png", "images/color_cq100/king_penguin.png",
           "images/mdn_examples/elephant.jpg", "images/cq100_rest/veggie_pizza.png")
 
-
-def center_crop_rgb(path: Path, size: int) -> np.ndarray:
-    """``(size, size, 3)`` float32 RGB in [0, 1]: the shorter side resized to ``size``, centre crop."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(path)
-    h, w = bgr.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    rgb = cv2.cvtColor(bgr[top:top + size, left:left + size], cv2.COLOR_BGR2RGB)
-    return rgb.astype(np.float32) / 255.0
 
 
 def main() -> None:

@@ -16,23 +16,12 @@ import torch
 
 from vidcolor.errors import WeightsError
 from vidcolor.models.efficientnet import (EfficientNetLite0Weights, EfficientNetLite2Weights, EncoderWeights,
-                                          efficientnet_lite0, efficientnet_lite2)
+                                          center_crop_rgb, efficientnet_lite0, efficientnet_lite2)
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "efficientnet_reference_logits.json").read_text())
 BUILDERS = {"efficientnet-lite0": (efficientnet_lite0, EfficientNetLite0Weights.DEFAULT),
             "efficientnet-lite2": (efficientnet_lite2, EfficientNetLite2Weights.DEFAULT)}
 
-
-def center_crop_rgb(path: Path, size: int) -> np.ndarray:
-    """As docs/models/efficientnet_reference_logits.py: shorter side to ``size`` (area), centre crop, RGB [0, 1]."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    h, w = bgr.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    rgb = cv2.cvtColor(bgr[top:top + size, left:left + size], cv2.COLOR_BGR2RGB)
-    return rgb.astype(np.float32) / 255.0
 
 
 def batch(shared_data: Path, size: int, grey: bool = False) -> torch.Tensor:

