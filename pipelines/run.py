@@ -27,7 +27,7 @@ from .stream import ProgressFn, bound_heap, build_stages, open_writer, pick_devi
 
 
 def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = None,
-        settings: RunSettings | str | Style = "noir", *, progress: ProgressFn | None = None, quiet: bool = True,
+        settings: RunSettings | str | Style = "noir", *, progress: ProgressFn | None = None,
         **options: Any) -> RunReport:
     """Colorize or stylize ``input_path`` into ``output_path``; see the module docstring.
 

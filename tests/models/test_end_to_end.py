@@ -40,7 +40,7 @@ def test_imported_style_runs_end_to_end(tmp_path: Path, vidcolor_home: Path, sha
     import_checkpoint(ckpt, name="e2e-look")  # writes $VIDCOLOR_HOME/styles/e2e-look.toml
 
     out = tmp_path / "cups.e2e.mp4"
-    report = run(src, out, "e2e-look", overrides={"render_size": 64}, device="cpu", quiet=True)
+    report = run(src, out, "e2e-look", overrides={"render_size": 64}, device="cpu")
     assert out.is_file() and not list(tmp_path.glob("*.part"))
     meta_in, meta_out = probe(src), probe(out)
     assert report.frames > 0 and report.stages and report.stages[0]["stage"] == "stylize"

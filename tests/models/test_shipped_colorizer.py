@@ -113,7 +113,7 @@ def test_retrain_from_shipped_weights_then_export_and_run(tmp_path: Path, vidcol
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(src),
                     "-frames:v", "6", "-vf", "scale=160:-2,format=gray", "-pix_fmt", "yuv420p", str(cut)], check=True)
     out = tmp_path / "eat.my_footage.mp4"
-    result = run(cut, out, "my_footage", overrides={"render_size": 64}, device="cpu", quiet=True)
+    result = run(cut, out, "my_footage", overrides={"render_size": 64}, device="cpu")
     assert out.is_file() and result.frames == 6
     assert [s["stage"] for s in result.stages][:1] == ["colorize"]
     from vidcolor.evaluate import read_chunks
