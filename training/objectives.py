@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from vidcolor.color import rgb_to_lab
 from vidcolor.models.networks import NLayerDiscriminator, get_norm_layer
@@ -148,8 +149,13 @@ class Pix2Pix(Objective):
         inp, target, flow_src = self.prepare(batch)
         B, T = inp.shape[:2]
         x, y = inp.flatten(0, 1), target.flatten(0, 1)
+        logits = None
         with self.autocast():
-            fake = self.G_run(x)
+            if cfg.lambda_class > 0:  # ab-bin logits (effunet); the decoded annealed mean is the output
+                logits = self.G_run(x, logits=True)
+                fake = self.nets["G"].decode(logits, tuple(x.shape[-2:]))
+            else:
+                fake = self.G_run(x)
         logs: dict[str, float] = {}
         D = self.nets["D"]
         if self.D_pair is not None:  # 1. update D: real pairs -> 1, fake pairs -> 0 (eq. 1)
@@ -167,8 +173,12 @@ class Pix2Pix(Objective):
                 loss_gan = self.gan(D(torch.cat([x, fake], 1)), True)
                 total = total + cfg.lambda_gan * loss_gan
                 logs["G_GAN"] = loss_gan.item()
+            if logits is not None:
+                loss_cls = self.class_loss(logits.float(), y * AB_SCALE)
+                total = total + cfg.lambda_class * loss_cls
+                logs["CE"] = loss_cls.item()
             err = (fake.float() - y).abs()
-            if self.prior is not None:
+            if self.prior is not None and logits is None:
                 weights = self.prior.weights(y * AB_SCALE)
                 loss_l1 = (err * weights).mean()
                 logs["L1_plain"] = err.mean().item()
@@ -192,6 +202,19 @@ class Pix2Pix(Objective):
         set_requires_grad([D], True)
         logs["G"] = total.item()
         return logs
+
+    def class_loss(self, logits: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Zhang et al. 2016 eq. 2: cross-entropy between the bin logits and the soft-encoded true ab
+        (area-averaged to the logits' resolution), each pixel weighted by the class rebalancing of
+        eq. 3-4 when ``rebalance`` > 0."""
+        from vidcolor.models.effunet import soft_encode
+
+        ab_small = F.adaptive_avg_pool2d(ab, logits.shape[-2:])
+        target = soft_encode(ab_small, self.nets["G"].centers)
+        ce = -(target * torch.log_softmax(logits, dim=1)).sum(1, keepdim=True)
+        if self.prior is not None:
+            ce = ce * self.prior.weights(ab_small)
+        return ce.mean()
 
     def extra_state(self) -> dict:
         state = super().extra_state()
@@ -328,6 +351,9 @@ def build_generator(recipe: Recipe) -> nn.Module:
 
         pretrained, _ = load_pretrained(recipe.model.init_from)
         net.load_state_dict(pretrained.state_dict())
+        return net
+    if hasattr(net, "init_weights"):  # networks with pretrained parts (effunet: its ImageNet encoder)
+        net.init_weights(recipe.model.init_gain)
         return net
     return init_weights(net, recipe.model.init_gain)
 

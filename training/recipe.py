@@ -79,6 +79,9 @@ class ObjectiveConfig:
     the ab regression (mixing weight λ of eq. 4, 0 = off, 0.5 in the paper); colorize only.
     ``lambda_ciede``: weight of the mean per-pixel CIEDE2000 between the output and the truth (the
     eval metric, ``losses.ciede2000_loss``; 0 = off); colorize only.
+    ``lambda_class``: weight of Zhang et al.'s cross-entropy over quantized ab (soft-encoded targets,
+    rebalanced when ``rebalance`` > 0) for generators that predict ab-bin logits (``effunet``); 0 = off.
+    Then ``lambda_l1`` and ``lambda_ciede`` act on the decoded (annealed-mean) ab, usually 0.
     """
 
     kind: str = "pix2pix"
@@ -93,6 +96,7 @@ class ObjectiveConfig:
     flow: str = "dis"
     rebalance: float = 0.0
     lambda_ciede: float = 0.0
+    lambda_class: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -283,10 +287,13 @@ def validate(r: Recipe, where: str) -> None:
     need(not (o.kind == "cyclegan" and o.task == "colorize"), "objective.task",
          "must be 'stylize' for cyclegan (RGB -> RGB domains); colorize is a paired (pix2pix) task")
     need(0.0 <= o.rebalance <= 1.0, "objective.rebalance", f"must be in [0, 1], got {o.rebalance}")
-    for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "lambda_temporal", "lambda_ciede"):
+    for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "lambda_temporal", "lambda_ciede",
+                "lambda_class"):
         need(getattr(o, key) >= 0, f"objective.{key}", f"must be >= 0, got {getattr(o, key)}")
     need(o.lambda_ciede == 0 or (o.kind == "pix2pix" and o.task == "colorize"), "objective.lambda_ciede",
          "is a colour-difference loss on a*b*: only for pix2pix colorize")
+    need(o.lambda_class == 0 or (o.kind == "pix2pix" and o.task == "colorize" and r.model.arch == "effunet"),
+         "objective.lambda_class", "is the ab-bin cross-entropy: only for pix2pix colorize with model.arch = 'effunet'")
     need(o.pool_size >= 0, "objective.pool_size", f"must be >= 0, got {o.pool_size}")
     need(d.crop >= 8, "data.crop", f"must be >= 8, got {d.crop}")
     need(d.load_size >= d.crop, "data.load_size", f"must be >= data.crop ({d.crop}), got {d.load_size}")

@@ -45,7 +45,7 @@ _STAGES = (
     (1, 3, 1, 6, 192, 320),
 )
 # Stages whose output ends a stride level (2, 4, 8, 16, 32): the encoder's skip connections.
-_FEATURE_STAGES = (0, 1, 2, 4, 6)
+FEATURE_STAGES = (0, 1, 2, 4, 6)
 # TensorFlow's BatchNorm defaults in the Lite builder: momentum 0.99 (PyTorch counts 1 - that), eps 1e-3.
 _BN = {"momentum": 0.01, "eps": 1e-3}
 
@@ -100,6 +100,9 @@ class MBConvBlock(nn.Module):
         self._bn2 = nn.BatchNorm2d(out_channels, **_BN)
         self._swish = nn.ReLU6()  # the reference's attribute name; Lite uses ReLU6 (quantization-friendly)
         self.expand = expand_ratio != 1
+        # conv -> BN pairs that runtime.fold_batch_norm may fold for inference
+        self.conv_bn_pairs = ((("_expand_conv", "_bn0"),) if self.expand else ()) + (
+            ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
         self.residual = stride == 1 and in_channels == out_channels
         self.drop_rate = drop_rate
 
@@ -119,6 +122,8 @@ class EfficientNetLite(nn.Module):
     ``width``/``depth``: the compound-scaling coefficients (Lite0 1.0/1.0, Lite2 1.1/1.2).
     ``drop_connect_rate``: stochastic depth of the last block (block i gets ``rate * i / n_blocks``).
     ``forward(x)``: ``(N, 3, H, W)`` normalised RGB -> ``(N, num_classes)`` logits.
+    ``forward_pooled(x)``: the ``(N, 1280)`` global average pool after the head conv, before dropout and
+    the classifier (the features a Fréchet distance is taken on).
     ``forward_features(x)``: the list of 5 feature maps at strides 2, 4, 8, 16, 32 with
     :attr:`feature_channels` channels (``ceil(H / stride) x ceil(W / stride)``); the head is not run.
     """
@@ -130,6 +135,7 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, stride=2)
         self._bn0 = nn.BatchNorm2d(32, **_BN)
+        self.conv_bn_pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
         plan: list[tuple[int, int, int, int, int]] = []  # (in, out, kernel, stride, expand) per block
         self.stage_ends: list[int] = []
         for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(_STAGES):
@@ -142,7 +148,7 @@ class EfficientNetLite(nn.Module):
         self._blocks = nn.ModuleList(
             MBConvBlock(cin, cout, k, s, e, drop_rate=drop_connect_rate * idx / len(plan))
             for idx, (cin, cout, k, s, e) in enumerate(plan))
-        self.feature_channels = tuple(plan[self.stage_ends[i]][1] for i in _FEATURE_STAGES)
+        self.feature_channels = tuple(plan[self.stage_ends[i]][1] for i in FEATURE_STAGES)
         self._conv_head = SameConv2d(plan[-1][1], 1280, 1)
         self._bn1 = nn.BatchNorm2d(1280, **_BN)
         self._dropout = nn.Dropout(dropout)
@@ -153,7 +159,7 @@ class EfficientNetLite(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W) normalised RGB, got shape {tuple(x.shape)}")
         x = self._swish(self._bn0(self._conv_stem(x)))
-        taps = {self.stage_ends[i] for i in _FEATURE_STAGES}
+        taps = {self.stage_ends[i] for i in FEATURE_STAGES}
         features = []
         for idx, block in enumerate(self._blocks):
             x = block(x)
@@ -161,11 +167,13 @@ class EfficientNetLite(nn.Module):
                 features.append(x)
         return features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_pooled(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_features(x)[-1]
         x = self._swish(self._bn1(self._conv_head(x)))
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self._fc(self._dropout(x))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self._dropout(self.forward_pooled(x)))
 
 
 # ---------------------------------------------------------------- weights from installed packages

@@ -73,21 +73,33 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def fold_batch_norm(model: nn.Module) -> int:
     """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d``/``ConvTranspose2d`` in an
-    ``nn.Sequential`` into that convolution's weights and bias (the BatchNorm becomes
+    ``nn.Sequential`` (or that a module lists in its ``conv_bn_pairs`` attribute names) into that convolution's weights and bias (the BatchNorm becomes
     ``nn.Identity``): the same function up to float rounding, one pass over memory fewer. The
     pix2pix U-Net's down and up blocks are conv -> BN; instance norm (CycleGAN's ResNet) depends on
     the input and is left alone. Returns the number of layers folded."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     folded = 0
+
+    def foldable(conv: nn.Module, bn: nn.Module) -> bool:
+        return (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and type(bn) is nn.BatchNorm2d
+                and not bn.training and bn.running_mean is not None and bn.running_var is not None)
+
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)
         for a, b in zip(names, names[1:]):
             conv, bn = seq._modules[a], seq._modules[b]
-            if (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and type(bn) is nn.BatchNorm2d
-                    and not bn.training and bn.running_mean is not None and bn.running_var is not None):
+            if foldable(conv, bn):
                 seq._modules[a] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
                 seq._modules[b] = nn.Identity()
+                folded += 1
+    # modules that name their conv -> BN pairs (EfficientNet blocks call them as attributes)
+    for m in list(model.modules()):
+        for a, b in getattr(m, "conv_bn_pairs", ()):
+            conv, bn = getattr(m, a, None), getattr(m, b, None)
+            if conv is not None and bn is not None and foldable(conv, bn):
+                setattr(m, a, fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d)))
+                setattr(m, b, nn.Identity())
                 folded += 1
     return folded
 
