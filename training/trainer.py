@@ -43,6 +43,8 @@ from vidcolor.training.recipe import Recipe, recipe_from_dict
 from vidcolor.training.visuals import save_loss_curve, save_sample_grid
 
 Warn = Callable[[str], None]
+# train.* keys a resumed run may change (``vidcolor train --resume --set train.threads=1``)
+RESUME_KEYS = ("threads", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every")
 
 
 @dataclass
@@ -229,7 +231,10 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, steps: i
                          "or choose another --out")
     if resume and existing:
         payload = ckpt.load_checkpoint(existing[1])
-        recipe = recipe_from_dict(payload["recipe"], f"{existing[1]} (recipe)")
+        # the checkpoint's recipe, but the bookkeeping keys (threads, checkpoint and sample cadence) as given:
+        # they change how a run uses the machine, not what it computes
+        saved = recipe_from_dict(payload["recipe"], f"{existing[1]} (recipe)")
+        recipe = saved.replace(train={k: getattr(recipe.train, k) for k in RESUME_KEYS})
     if steps is not None:
         recipe = recipe.replace(train={"steps": int(steps)})
     t = recipe.train

@@ -55,3 +55,22 @@ def test_existing_run_needs_resume(data_dir, tmp_path, cache_dir):
     assert vidcolor(args(run, cache_dir) + ["--steps", "2"]).returncode == 0
     res = vidcolor(args(run, cache_dir) + ["--steps", "2"])
     assert res.returncode == 2 and "pass --resume" in res.stderr
+
+
+def test_resume_may_change_threads_and_cadence_but_not_the_recipe(data_dir, tmp_path, cache_dir):
+    """A run started with 2 threads continues with 1 (a shared machine): bookkeeping keys may change on
+    --resume; anything that changes what is computed is refused with one line."""
+    import json
+
+    run = tmp_path / "run"
+    assert vidcolor(args(run, cache_dir) + ["--steps", "2", "--set", "train.threads=2"]).returncode == 0
+    res = vidcolor(["train", "--resume", "--out", str(run), "--steps", "4", "--set", "train.threads=1",
+                    "--set", "train.checkpoint_every=1"])
+    assert res.returncode == 0, res.stderr
+    assert "trained 2 -> 4 steps" in res.stdout
+    saved = json.loads((run / "recipe.json").read_text())
+    assert saved["train"]["threads"] == 1 and saved["train"]["checkpoint_every"] == 1
+    assert (run / "checkpoints" / "step_0000003.pt").is_file()
+    res = vidcolor(["train", "--resume", "--out", str(run), "--set", "train.lr=1"])
+    assert res.returncode == 2 and "--set train.lr: a resumed run keeps its recipe" in res.stderr
+    assert "Traceback" not in res.stderr

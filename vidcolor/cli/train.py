@@ -71,7 +71,14 @@ def run_cmd(recipe: str | None, data: tuple[str, ...], data_b: tuple[str, ...], 
         saved = Path(out) / "recipe.json"
         if not (resume and saved.is_file()):
             raise InputError("give a RECIPE (or --resume with an --out folder that has a recipe.json)")
-        r = recipe_from_dict(json.loads(saved.read_text()), str(saved))
+        from vidcolor.training.recipe import apply_overrides
+        from vidcolor.training.trainer import RESUME_KEYS
+
+        other = sorted(k for k in overrides if k not in {f"train.{key}" for key in RESUME_KEYS})
+        if other:
+            raise InputError(f"--set {other[0]}: a resumed run keeps its recipe; only "
+                             f"{', '.join('train.' + k for k in RESUME_KEYS)} may change")
+        r = recipe_from_dict(apply_overrides(json.loads(saved.read_text()), overrides), str(saved))
     else:
         r = load_recipe(find_recipe(recipe), overrides)
     report = run_training(r, out, resume=resume, steps=steps, progress=None if not STATE.quiet else False,
