@@ -131,3 +131,40 @@ def test_pix2pix_step_with_the_ciede2000_term_logs_and_trains_it():
     logs = [obj.step(batch, opts) for _ in range(30)]
     assert all("CIEDE2000" in x for x in logs) and logs[0]["G"] == logs[0]["CIEDE2000"]
     assert logs[-1]["CIEDE2000"] < 0.5 * logs[0]["CIEDE2000"]
+
+
+def _effunet_recipe(**sets: str):
+    return load_recipe(REPO / "configs/train/colorize_effunet.toml",
+                       {"data.crop": "64", "data.load_size": "64", **sets})
+
+
+def test_ab_bin_cross_entropy_learns_a_colour_the_encoder_cannot_see_in_grey():
+    """The default colorizer's objective: soft-encoded cross-entropy over ab bins (no L1, no GAN). On a
+    batch of one warm colour under varying light the decoded colour moves to it."""
+    r = _effunet_recipe(**{"model.kwargs.frozen_blocks": "16"})
+    torch.manual_seed(0)
+    obj = build_objective(r, torch.device("cpu"))
+    assert obj.prior is None and "D" not in obj.groups  # no rebalancing, no discriminator step
+    opts = {g: torch.optim.Adam([p for p in obj.parameters(g) if p.requires_grad], lr=3e-3) for g in obj.groups}
+    g = torch.Generator().manual_seed(0)
+    base = torch.tensor([0.7, 0.3, 0.2]).view(1, 1, 3, 1, 1)
+    batch = {"a": (base * torch.rand(4, 1, 1, 64, 64, generator=g) * 1.2).clamp(0, 1)}
+    logs = [obj.step(batch, opts) for _ in range(15)]
+    assert all("CE" in x for x in logs) and logs[0]["G"] == logs[0]["CE"]
+    assert logs[-1]["CE"] < 0.75 * logs[0]["CE"]
+    assert logs[-1]["L1"] < 0.9 * logs[0]["L1"]  # the decoded (annealed-mean) ab follows
+
+
+def test_ab_bin_classifier_with_the_patchgan_term_updates_both_networks():
+    """The adversarial term stays available for the classifier: D judges (L, decoded ab) pairs."""
+    r = _effunet_recipe(**{"objective.lambda_gan": "1", "model.kwargs.frozen_blocks": "16"})
+    torch.manual_seed(0)
+    obj = build_objective(r, torch.device("cpu"))
+    opts = {g: torch.optim.Adam([p for p in obj.parameters(g) if p.requires_grad], lr=1e-3) for g in obj.groups}
+    d_before = [p.clone() for p in obj.nets["D"].parameters()]
+    head_before = obj.nets["G"].head.weight.clone()
+    batch = {"a": torch.rand(2, 1, 3, 64, 64, generator=torch.Generator().manual_seed(1))}
+    logs = obj.step(batch, opts)
+    assert {"D", "G_GAN", "CE"} <= set(logs)
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, obj.nets["D"].parameters()))
+    assert not torch.equal(head_before, obj.nets["G"].head.weight)
