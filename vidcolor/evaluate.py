@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from vidcolor import metrics
+from vidcolor.color import lab_to_rgb, rgb_to_lab
 from vidcolor.errors import InputError, VideoError
 
 SHEET_THUMB_HEIGHT = 160
@@ -24,7 +26,11 @@ SHEET_THUMB_HEIGHT = 160
 
 @dataclass
 class EvalReport:
-    """What ``vidcolor eval`` measured. Metrics that need a reference are None without one."""
+    """What ``vidcolor eval`` measured. Metrics that need a reference are None without one.
+
+    ``psnr_grey`` and ``ciede2000_grey`` score the grey baseline, the reference's own L* with
+    a* = b* = 0 (what showing a black-and-white version would score): an output whose colour helps
+    has a lower CIEDE2000 (and a higher PSNR) than it."""
 
     output: str
     source: str
@@ -40,6 +46,8 @@ class EvalReport:
     psnr: float | None = None
     ssim: float | None = None
     ciede2000: float | None = None
+    psnr_grey: float | None = None       # the grey baseline: the reference's L* with a* = b* = 0
+    ciede2000_grey: float | None = None
     colorfulness_reference: float | None = None
     per_frame: dict[str, list[float]] = field(default_factory=dict)
     sheet_frames: list[int] = field(default_factory=list)
@@ -49,6 +57,7 @@ class EvalReport:
             "warping_error": self.warping_error, "warping_error_source": self.warping_error_source,
             "cdc": self.cdc, "colorfulness": self.colorfulness, "colorfulness_reference": self.colorfulness_reference,
             "psnr": self.psnr, "ssim": self.ssim, "ciede2000": self.ciede2000,
+            "psnr_grey": self.psnr_grey, "ciede2000_grey": self.ciede2000_grey,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -61,6 +70,14 @@ class EvalReport:
             "metrics": {k: clean(v) for k, v in self.summary().items()},
             "per_frame": {k: [clean(v) for v in vals] for k, vals in self.per_frame.items()},
         }
+
+
+def grey_of(rgb: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB in [0, 1] -> the same frames with a* = b* = 0 and L* kept, rounded to
+    8 bits like a decoded video: the black-and-white version of a colour reference."""
+    L = rgb_to_lab(rgb)[:, :1]
+    grey = lab_to_rgb(torch.cat([L, torch.zeros_like(L), torch.zeros_like(L)], 1))
+    return grey.mul(255).round_().div_(255)
 
 
 def _chunks_pyav(path: str, size: int) -> Iterator[np.ndarray]:
@@ -177,7 +194,8 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
     cdc_meter = metrics.CDCMeter()
     per_frame: dict[str, list[float]] = {"colorfulness": []}
     if reference is not None:
-        per_frame.update({"psnr": [], "ssim": [], "ciede2000": [], "colorfulness_reference": []})
+        per_frame.update({"psnr": [], "ssim": [], "ciede2000": [], "colorfulness_reference": [],
+                          "psnr_grey": [], "ciede2000_grey": []})
     thumbs = _Thumbnails(sheet_count)
     count, size = 0, None
     while True:
@@ -207,6 +225,7 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
         frames = {k: metrics.as_frames(v) for k, v in got.items()}
         warp_meter.update(frames["output"], frames["source"])
         cdc_meter.update(frames["output"])
+        grey = grey_of(frames["reference"]) if reference is not None else None
         for i in range(frames["output"].shape[0]):
             out_i = frames["output"][i]
             per_frame["colorfulness"].append(metrics.colorfulness(out_i))
@@ -216,6 +235,8 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
                 per_frame["ssim"].append(metrics.ssim(out_i, ref_i))
                 per_frame["ciede2000"].append(metrics.ciede2000(out_i, ref_i))
                 per_frame["colorfulness_reference"].append(metrics.colorfulness(ref_i))
+                per_frame["psnr_grey"].append(metrics.psnr(grey[i], ref_i))
+                per_frame["ciede2000_grey"].append(metrics.ciede2000(grey[i], ref_i))
             thumbs.offer(count + i, [got[k][i] for k in ("source", "output", "reference") if k in got])
         count += frames["output"].shape[0]
         if progress is not None:
@@ -233,6 +254,7 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
         warping_error=warp_meter.value, warping_error_source=warp_meter.input_value, cdc=cdc_meter.value,
         colorfulness=metrics.mean_or_nan(per_frame["colorfulness"]),
         psnr=ref_mean("psnr"), ssim=ref_mean("ssim"), ciede2000=ref_mean("ciede2000"),
+        psnr_grey=ref_mean("psnr_grey"), ciede2000_grey=ref_mean("ciede2000_grey"),
         colorfulness_reference=ref_mean("colorfulness_reference"), per_frame=per_frame,
     )
     picked = thumbs.pick()

@@ -84,3 +84,71 @@ def test_eval_mismatched_videos_fail_with_one_line(clips, other, message):
 def test_eval_missing_file(clips, tmp_path):
     res = CliRunner().invoke(main, ["eval", str(tmp_path / "nope.mp4"), "--source", str(clips["src"])])
     assert res.exit_code == 2 and "no such file" in res.output
+
+
+def write_lossless(path: Path, frames: np.ndarray) -> Path:
+    """FFV1 in RGB: decoded frames are exactly ``frames``."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt = "bgr0"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grey_baseline_clips(tmp_path_factory) -> dict[str, Path]:
+    """A moving colour pattern as the reference, its black-and-white version (L* kept, a* = b* = 0)
+    as source, and outputs equal to each."""
+    import torch
+
+    from vidcolor.evaluate import grey_of
+
+    d = tmp_path_factory.mktemp("grey")
+    h, w, n = 40, 56, 6
+    yy, xx = np.mgrid[0:h, 0:w]
+    ref = np.stack([np.stack([(xx * 4 + 10 * t) % 256, 60 + yy * 3, 255 - (xx * 3 + 7 * t) % 256], -1)
+                    for t in range(n)]).astype(np.uint8)
+    x = torch.from_numpy(ref).permute(0, 3, 1, 2).float() / 255
+    grey = (grey_of(x) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert grey.std(axis=-1).max() <= 1  # neutral: R = G = B within rounding
+    return {"ref": write_lossless(d / "ref.mkv", ref), "grey": write_lossless(d / "grey.mkv", grey)}
+
+
+def eval_json(out: Path, src: Path, ref: Path, tmp_path: Path) -> tuple[dict, str]:
+    report = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", str(out), "--source", str(src), "--reference", str(ref),
+                                    "--json", str(report)])
+    assert res.exit_code == 0, res.output
+    return json.loads(report.read_text()), res.output
+
+
+def test_output_equal_to_the_reference_beats_the_grey_baseline(grey_baseline_clips, tmp_path):
+    c = grey_baseline_clips
+    report, table = eval_json(c["ref"], c["grey"], c["ref"], tmp_path)
+    m = report["metrics"]
+    assert m["ciede2000"] == pytest.approx(0, abs=1e-6) and m["psnr"] is None  # identical: PSNR inf -> null
+    assert m["ciede2000_grey"] > 5 and 10 < m["psnr_grey"] < 60
+    assert len(report["per_frame"]["ciede2000_grey"]) == len(report["per_frame"]["psnr_grey"]) == 6
+    assert "grey baseline" in table and "colour helped" in table and "made it worse" not in table
+
+
+def test_output_equal_to_grey_scores_the_grey_baseline(grey_baseline_clips, tmp_path):
+    c = grey_baseline_clips
+    report, table = eval_json(c["grey"], c["grey"], c["ref"], tmp_path)
+    m = report["metrics"]
+    assert m["ciede2000"] == pytest.approx(m["ciede2000_grey"], abs=1e-9) and m["ciede2000"] > 5
+    assert m["psnr"] == pytest.approx(m["psnr_grey"], abs=1e-9)
+    assert "the same" in table and "colour helped" not in table
+
+
+def test_no_grey_baseline_without_a_reference(clips, tmp_path):
+    report = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", str(clips["out"]), "-s", str(clips["src"]), "--json", str(report)])
+    assert res.exit_code == 0, res.output
+    m = json.loads(report.read_text())["metrics"]
+    assert m["ciede2000_grey"] is None and m["psnr_grey"] is None and "grey baseline" not in res.output

@@ -32,7 +32,8 @@ def write_json(path: str, data: dict) -> None:
 @click.option("--source", "-s", required=True, type=click.Path(path_type=str),
               help="The input video OUTPUT was made from (flow and occlusion are computed on it).")
 @click.option("--reference", "-r", type=click.Path(path_type=str), default=None,
-              help="Ground-truth video: adds PSNR, SSIM and CIEDE2000.")
+              help="Ground-truth video: adds PSNR, SSIM and CIEDE2000, and PSNR and CIEDE2000 of the grey "
+                   "baseline (the reference's L* with a* = b* = 0) to compare them with.")
 @click.option("--json", "json_path", type=click.Path(path_type=str, allow_dash=True), default=None,
               help="Write the report as JSON to this file ('-': stdout; the table then goes to stderr).")
 @click.option("--sheet", type=click.Path(path_type=str), default=None,
@@ -51,7 +52,9 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
     warping error  Lai et al. ECCV 2018 (lower = steadier; the source's own value is the floor)
     CDC            colour distribution consistency, TCVC (lower = steadier)
     colorfulness   Hasler & Süsstrunk 2003 (0 = grey, ~33 moderately, ~59 quite colourful)
-    PSNR/SSIM/ΔE00 against --reference, when given
+    PSNR/SSIM/ΔE00 against --reference, when given; PSNR and ΔE00 also for the
+                   grey baseline (the reference in black and white: L* kept, a* = b* = 0),
+                   so "colour helped" means the output is closer than no colour at all
 
     \b
     Example:
@@ -78,6 +81,15 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
     def fmt(v: float | None, spec: str) -> str:
         return "-" if v is None or not math.isfinite(v) else format(v, spec)
 
+    def verdict(value: float | None, grey: float | None, higher_is_better: bool) -> str:
+        """': colour helped' when the output beats the grey baseline, ': colour made it worse' when it
+        loses, '' when they tie at the printed precision or a figure is missing."""
+        if value is None or grey is None or not (math.isfinite(value) and math.isfinite(grey)):
+            return ""
+        if round(value, 2) == round(grey, 2):
+            return ": the same"
+        return ": colour helped" if (value > grey) == higher_is_better else ": colour made it worse"
+
     t = Table(title=f"{output}  ({report.frames} frames, {report.width}x{report.height}; flow: {report.flow})",
               title_justify="left")
     t.add_column("metric")
@@ -89,7 +101,10 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
     t.add_row("colorfulness", fmt(report.colorfulness, ".2f"),
               f"reference {fmt(report.colorfulness_reference, '.2f')}" if reference else "0 = grey")
     if reference:
-        t.add_row("PSNR", fmt(report.psnr, ".2f") + " dB", "vs reference")
+        t.add_row("PSNR", fmt(report.psnr, ".2f") + " dB",
+                  f"vs reference (grey baseline {fmt(report.psnr_grey, '.2f')} dB{verdict(report.psnr, report.psnr_grey, True)})")
         t.add_row("SSIM", fmt(report.ssim, ".4f"), "vs reference")
-        t.add_row("CIEDE2000", fmt(report.ciede2000, ".2f"), "vs reference; ~1 is just noticeable")
+        t.add_row("CIEDE2000", fmt(report.ciede2000, ".2f"),
+                  f"vs reference (grey baseline {fmt(report.ciede2000_grey, '.2f')}"
+                  f"{verdict(report.ciede2000, report.ciede2000_grey, False)}); ~1 is just noticeable")
     console(stderr=json_path == "-").print(t)
