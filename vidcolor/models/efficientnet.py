@@ -123,7 +123,7 @@ class EfficientNetLite(nn.Module):
     ``drop_connect_rate``: stochastic depth of the last block (block i gets ``rate * i / n_blocks``).
     ``forward(x)``: ``(N, 3, H, W)`` normalised RGB -> ``(N, num_classes)`` logits.
     ``forward_pooled(x)``: the ``(N, 1280)`` global average pool after the head conv, before dropout and
-    the classifier (the features a Fréchet distance is taken on).
+    the classifier (the features a Fréchet distance is taken on); ``classify(pooled)``: those -> logits.
     ``forward_features(x)``: the list of 5 feature maps at strides 2, 4, 8, 16, 32 with
     :attr:`feature_channels` channels (``ceil(H / stride) x ceil(W / stride)``); the head is not run.
     """
@@ -172,8 +172,11 @@ class EfficientNetLite(nn.Module):
         x = self._swish(self._bn1(self._conv_head(x)))
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self._fc(self._dropout(pooled))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fc(self._dropout(self.forward_pooled(x)))
+        return self.classify(self.forward_pooled(x))
 
 
 # ---------------------------------------------------------------- weights from installed packages
