@@ -180,6 +180,13 @@ def stream(input_path: str | Path, meta: VideoMeta, stages: list[Stage], device:
     enc = settings.encoder
     plan = frame_plan(stages, device, enc.backend, enc.codec, enc.pix_fmt, meta)
     result = StreamResult()
+    if any(s.inspects_input for s in stages):
+        from vidcolor.io.sample import sample_frames
+
+        sample = sample_frames(input_path, meta)
+        for s in stages:
+            if s.inspects_input:
+                s.inspect_input(sample)
     with VideoReader(input_path, meta=meta, start_frame=max(0, start - warmup), queue_size=2 * chunk_size,
                      grey=plan.grey, allow_truncated=settings.allow_truncated) as reader, \
             torch.inference_mode(), intra_op_threads(stages, device):

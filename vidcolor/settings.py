@@ -21,7 +21,7 @@ from vidcolor.styles import Style, get_style
 
 ENCODERS = ("pyav", "ffmpeg")
 # The stage overrides the CLI sets (``--lut``, ``--temporal``...): the keys of ``StageContext.overrides``.
-OVERRIDE_OPTIONS = ("lut", "temporal", "flow", "render_size", "weights", "precision", "compile")
+OVERRIDE_OPTIONS = ("lut", "temporal", "flow", "render_size", "weights", "precision", "compile", "keep_color")
 
 
 class FrozenMap(Mapping):
@@ -138,7 +138,7 @@ _ENCODER_ALIASES = {"encoder": "backend", "encoder_options": "options"}
 def make_settings(style: str | Style | RunSettings = "noir", **options: Any) -> RunSettings:
     """The one builder of ``RunSettings``: from a style (name, path or ``Style``) and flat options, the
     names of the CLI's parameters: stage overrides (``lut``, ``temporal``, ``flow``, ``render_size``,
-    ``weights``, ``precision``, ``compile``, or a dict ``overrides``), ``EncoderSettings`` fields (``encoder`` or
+    ``weights``, ``precision``, ``compile``, ``keep_color``, or a dict ``overrides``), ``EncoderSettings`` fields (``encoder`` or
     ``backend``, ``codec``, ``crf``, ``pix_fmt``, ``encoder_options`` or ``options``...) and the other
     ``RunSettings`` fields. None (and False for flags) means not asked for. Raises ``InputError`` for
     an unknown style, a bad style table or an option that no stage of the style reads, ``TypeError``

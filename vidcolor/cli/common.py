@@ -178,6 +178,10 @@ def processing_options(func):
         click.option("--compile", "compile", is_flag=True,
                      help="torch.compile the style's model (needs a C++ compiler on CPU; the first chunk "
                           "waits for the compilation, tens of seconds)."),
+        click.option("--keep-color", "keep_color", is_flag=True,
+                     help="Colorize styles: shots whose input already has colour keep it (output = input "
+                          "frame), grey shots are colorized; decided at the first frame of each shot (scene "
+                          "cuts as the stabilizer finds them). Takes RGB frames: slower than a plain run."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--encoder", type=click.Choice(["pyav", "ffmpeg"]), default="pyav", show_default=True,
                      help="pyav: in-process; ffmpeg: the ffmpeg command-line tool (hardware encoders)."),

@@ -193,6 +193,9 @@ class Stage:
       ``reads_overrides`` narrows them for one table (a ``lut`` grade reads ``lut``, a ``sepia``
       grade does not);
     - ``warnings``: messages for the run report, a list every stage has (empty by default);
+    - ``inspects_input``: the run hands ``inspect_input`` a few decoded RGB frames sampled across
+      the input before it starts (``vidcolor.io.sample``), for what a stage that takes luma never
+      sees (the Colorize stage warns when the input already has colour); False by default;
     - ``phases()``: the stage split into pipeline steps that each get a thread, or None (run whole);
     - state: ``state_dict`` / ``load_state_dict`` / ``reset`` (none kept by default).
     """
@@ -203,11 +206,16 @@ class Stage:
     override_fields: ClassVar[dict[str, str]] = {}  # override key -> the option it sets, when the names differ
     accepts_uint8: ClassVar[bool] = False
     accepts_grey: ClassVar[bool] = False
+    inspects_input: ClassVar[bool] = False
 
     @property
     def warnings(self) -> list[str]:
         """Messages for the run report; created on first use so subclasses need not call ``__init__``."""
         return self.__dict__.setdefault("_stage_warnings", [])
+
+    def inspect_input(self, frames: Any) -> None:
+        """Decoded frames sampled across the input, ``(N, H, W, 3)`` uint8 RGB (numpy), when
+        ``inspects_input``; called before the first chunk. Default: nothing."""
 
     def phases(self) -> list[Stage] | None:
         """The stage as consecutive pipeline steps (``pipelines.overlap.run_stages`` gives each a

@@ -39,14 +39,15 @@ from vidcolor.ops import agreement_average, guided_upsample
 from vidcolor.models.runtime import (PRECISIONS, batches, pick_device, prepare_model, resize,
                                      resolve_precision, run_padded, working_size)
 from vidcolor.stages.base import Chunk, Stage, StageContext, StageOptions, option, register_stage
+from vidcolor.stages.keep_color import ShotColour, colour_warning
 from vidcolor.stages.stabilize import Stabilize
 
 
 @dataclass(frozen=True)
 class ColorizeOptions(StageOptions):
     """The keys of a ``type = "colorize"`` table (see :class:`Colorize`); the CLI's ``--weights``,
-    ``--render-size``, ``--precision``, ``--compile``, ``--temporal`` and ``--flow`` set the keys of
-    the same names (the last two when the table sets ``temporal``)."""
+    ``--render-size``, ``--precision``, ``--compile``, ``--keep-color``, ``--temporal`` and ``--flow``
+    set the keys of the same names (the last two when the table sets ``temporal``)."""
 
     weights: str = option("colorize", str)
     render_size: int = option(256, int, 8, 4096)
@@ -60,6 +61,7 @@ class ColorizeOptions(StageOptions):
     photo_tol: float = option(0.05, float, 0, 1, lo_open=True)
     flip_tta: bool = option(False, bool)
     tta_sigma: float = option(0.2, float, 0, 10)
+    keep_color: bool = option(False, bool)
 
 
 @register_stage("colorize")
@@ -77,14 +79,17 @@ class Colorize(Stage):
     ``temporal``: strength in [0, 1] of the chroma stabilizer at working size (0: off); ``flow``:
     its flow estimator (``auto``, ``dis``, ``raft_small``, ``raft_large``); ``scene_cut`` and
     ``photo_tol`` as in :class:`~vidcolor.stages.stabilize.Stabilize`.
-    Reads ``ctx.overrides`` keys ``weights``, ``render_size``, ``precision``, ``compile``, and
+    ``keep_color``: frames of shots whose input has colour come out as they came in, the others are
+    colorized (decided per shot: :class:`~vidcolor.stages.keep_color.ShotColour`); the stage then
+    takes RGB frames, not luma. Without it, an input with colour gets a warning (``inspect_input``).
+    Reads ``ctx.overrides`` keys ``weights``, ``render_size``, ``precision``, ``compile``, ``keep_color``, and
     ``temporal`` and ``flow`` when the style's table sets ``temporal`` (then this stage is the
     style's stabilizer); device from ``ctx.device``.
     """
 
     Options: ClassVar[type[StageOptions]] = ColorizeOptions
     overrides: ClassVar[frozenset[str]] = frozenset({"weights", "render_size", "precision", "compile",
-                                                     "temporal", "flow"})
+                                                     "keep_color", "temporal", "flow"})
 
     @classmethod
     def reads_overrides(cls, table: dict[str, Any]) -> frozenset[str]:
@@ -98,11 +103,11 @@ class Colorize(Stage):
     def __init__(self, weights: str = "colorize", render_size: int = 256, guided: bool = True, batch_size: int = 4,
                  precision: str = "auto", device: str | torch.device | None = "cpu",
                  compile: bool = False, temporal: float = 0.0, flow: str = "auto", scene_cut: float = 0.35,
-                 photo_tol: float = 0.05, flip_tta: bool = False, tta_sigma: float = 0.2):
+                 photo_tol: float = 0.05, flip_tta: bool = False, tta_sigma: float = 0.2, keep_color: bool = False):
         self.options = ColorizeOptions(weights=str(weights), render_size=render_size, guided=guided,
                                        batch_size=batch_size, precision=precision, compile=compile,
                                        temporal=temporal, flow=flow, scene_cut=scene_cut, photo_tol=photo_tol,
-                                       flip_tta=flip_tta, tta_sigma=tta_sigma)
+                                       flip_tta=flip_tta, tta_sigma=tta_sigma, keep_color=keep_color)
         self.compile = bool(compile)
         self.device = pick_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -125,6 +130,7 @@ class Colorize(Stage):
         if self.temporal > 0:  # threads=0: runs inside this stage's thread setting
             self.stabilizer = Stabilize(strength=self.temporal, flow=flow, mode="ab", scene_cut=scene_cut,
                                         photo_tol=photo_tol, device=self.device, threads=0)
+        self.keep = ShotColour(flow, scene_cut, photo_tol, self.device) if keep_color else None
 
     @classmethod
     def from_options(cls, options: StageOptions, ctx: StageContext) -> Colorize:
@@ -171,8 +177,19 @@ class Colorize(Stage):
     def accepts_grey(self) -> bool:
         """On CPU the stage needs only the luma of its input: a run hands it the coded Y' plane
         (``vidcolor.io.grey``) and takes yuv420p planes back when the writer can (``Chunk.yuv``),
-        so no full-size frame is converted to or from RGB (see :meth:`_process_grey`)."""
-        return self.device.type == "cpu"
+        so no full-size frame is converted to or from RGB (see :meth:`_process_grey`). Not with
+        ``keep_color``, which needs the input's colour."""
+        return self.device.type == "cpu" and self.keep is None
+
+    @property
+    def inspects_input(self) -> bool:
+        """Without ``keep_color``: look at frames sampled across the input for colour it already has."""
+        return self.keep is None
+
+    def inspect_input(self, frames: Any) -> None:
+        message = colour_warning(frames)
+        if message and message not in self.warnings:
+            self.warnings.append(message)
 
     @property
     def accepts_uint8(self) -> bool:
@@ -192,6 +209,20 @@ class Colorize(Stage):
         frames = chunk.frames
         if frames.dtype == torch.uint8 and frames.shape[1] == 1:
             return chunk.with_frames(self._process_grey(frames, chunk.index, chunk.yuv))
+        if self.keep is None:
+            return chunk.with_frames(self._process_rgb(frames, chunk.index))
+        keep = self.keep.keep(frames, chunk.index)
+        out = frames.float() / 255 if frames.dtype == torch.uint8 else frames.clone()
+        start = 0
+        for k in range(len(keep) + 1):  # colorize each run of frames in grey shots, in frame order
+            if k == len(keep) or keep[k]:
+                if k > start:
+                    out[start:k] = self._process_rgb(frames[start:k], chunk.index + start).to(out.device, out.dtype)
+                start = k + 1
+        return chunk.with_frames(out)
+
+    def _process_rgb(self, frames: torch.Tensor, index: int) -> torch.Tensor:
+        """(T, 3, H, W) RGB frames (uint8 on CPU, else float) -> colorized float RGB."""
         parts = []
         for s in batches(frames.shape[0], self.batch_size):
             if frames.dtype == torch.uint8:  # decoded frames as they are (CPU): lightness_8bit reads them
@@ -200,16 +231,16 @@ class Colorize(Stage):
                 x = frames[s].to(self.device, torch.float32)
             if x.device.type != "cpu":
                 L = rgb_to_lightness(x)
-                parts.append(lab_to_rgb_keep_lightness(L, self.colorize_L(L, chunk.index + s.start)).to(frames.device))
+                parts.append(lab_to_rgb_keep_lightness(L, self.colorize_L(L, index + s.start)).to(frames.device))
                 continue
             # CPU: the full-size per-frame work (L* from the 8-bit frame: exact for decoded video and
             # 2x faster than a float Lab conversion; guided upsampling; Lab -> RGB) is split over two
             # threads, OpenCV and torch release the GIL; the model and the stabilizer stay in order.
             L = self._two_threads(lambda k: lightness_8bit(x[k]), len(x))
-            ab_small, L_small = self._predict(L, chunk.index + s.start)
+            ab_small, L_small = self._predict(L, index + s.start)
             parts.append(self._two_threads(
                 lambda k: lab_to_rgb_keep_lightness(L[k], self._upsample(ab_small[k], L_small[k], L[k])), len(x)))
-        return chunk.with_frames(torch.cat(parts) if len(parts) != 1 else parts[0])
+        return torch.cat(parts) if len(parts) != 1 else parts[0]
 
     def _process_grey(self, grey: torch.Tensor, index: int, yuv: tuple[int, bool] | None) -> torch.Tensor:
         """(T, 1, H, W) uint8 full-range luma on CPU -> yuv420p planes (T, 1, H * 3 / 2, W) in the
@@ -295,11 +326,17 @@ class Colorize(Stage):
         self._pending.clear()  # predictions of the phases not rendered yet belong to the frames before
         if self.stabilizer is not None:
             self.stabilizer.reset()
+        if self.keep is not None:
+            self.keep.reset()
 
     def state_dict(self) -> dict[str, Any]:
-        return self.stabilizer.state_dict() if self.stabilizer is not None else {}
+        state = self.stabilizer.state_dict() if self.stabilizer is not None else {}
+        return {**state, **self.keep.state_dict()} if self.keep is not None else state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.keep is not None:
+            self.keep.load_state_dict(state)
+            state = ShotColour.split(state)
         if self.stabilizer is not None:
             self.stabilizer.load_state_dict(state)
         else:
@@ -309,6 +346,7 @@ class Colorize(Stage):
         d = {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
              "render_size": self.render_size, "guided": self.guided, "precision": self.precision,
              "compile": self.compile, "flip_tta": self.flip_tta, "tta_sigma": self.tta_sigma,
+             "keep_color": self.keep is not None,
              "source_sha256": self.config.get("meta", {}).get("source_sha256"),
              "weights_sha256": self.config.get("meta", {}).get("weights_sha256")}
         if self.stabilizer is not None:
