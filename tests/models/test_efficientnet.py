@@ -100,3 +100,28 @@ def test_builder_validates_arguments() -> None:
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         efficientnet_lite0().forward_features(torch.zeros(1, 1, 32, 32))
     assert efficientnet_lite0(num_classes=10)(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_stochastic_depth_is_torchvisions_row_mode_and_off_in_eval():
+    from torchvision.ops import stochastic_depth as reference
+
+    from vidcolor.models.efficientnet import stochastic_depth
+
+    x = torch.randn(16, 3, 4, 4)
+    torch.manual_seed(0)
+    ours = stochastic_depth(x, 0.3, True)
+    torch.manual_seed(0)
+    assert torch.equal(ours, reference(x, 0.3, "row", True))
+    assert torch.equal(stochastic_depth(x, 0.3, False), x)
+
+
+def test_importing_the_pipeline_leaves_no_torch_compiler_folder_in_tmpdir(tmp_path):
+    """The model registry imports this module for every run; torchvision.ops would import torch._dynamo,
+    which makes TMPDIR/torchinductor_<user> (a run must leave nothing in the temp folder)."""
+    import os
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "import vidcolor.pipelines.run, vidcolor.models.registry"], check=True,
+                   env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert list(tmp_path.iterdir()) == []

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import stochastic_depth
 
 from vidcolor.errors import WeightsError
 
@@ -48,6 +47,19 @@ _STAGES = (
 FEATURE_STAGES = (0, 1, 2, 4, 6)
 # TensorFlow's BatchNorm defaults in the Lite builder: momentum 0.99 (PyTorch counts 1 - that), eps 1e-3.
 _BN = {"momentum": 0.01, "eps": 1e-3}
+
+
+def stochastic_depth(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Drop whole samples of a residual branch with probability ``p`` while training (Huang et al.
+    2016), scaled by ``1 / (1 - p)``: torchvision.ops.stochastic_depth's "row" mode, written here because
+    importing torchvision.ops pulls in torch._dynamo (and its folder in TMPDIR) for every run."""
+    if not training or p == 0.0:
+        return x
+    survival = 1.0 - p
+    noise = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
+    if survival > 0.0:
+        noise.div_(survival)
+    return x * noise
 
 
 def round_filters(channels: int, width: float, divisor: int = 8) -> int:
@@ -112,7 +124,7 @@ class MBConvBlock(nn.Module):
         x = self._bn2(self._project_conv(x))
         if self.residual:
             # Stochastic depth (Huang et al. 2016), per sample, only while training, as the reference's drop_connect.
-            x = stochastic_depth(x, self.drop_rate, "row", self.training) + inputs
+            x = stochastic_depth(x, self.drop_rate, self.training) + inputs
         return x
 
 
