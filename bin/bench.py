@@ -460,7 +460,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--quick", action="store_true", help="shorter clips (2 s and 20 s instead of 5 s and 50 s)")
-    ap.add_argument("--styles", default="noir,sepia,colorize",
+    ap.add_argument("--styles", default="noir,sepia,colorize,colorize-fast",
                     help="comma-separated styles to time end to end (model styles get random-init weights)")
     ap.add_argument("--skip-models", action="store_true", help="skip model-only timings")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
@@ -530,6 +530,14 @@ def main() -> None:
                     record(f"run {style}{suffix} 854x480 {label}",
                            measure("run", str(clip), str(tmp_p / f"{style}.mp4"), style, json.dumps(extra_d),
                                    env={**env, "TMPDIR": str(watch)}, watch=watch))
+        if "colorize" in styles:  # the default colorizer at HD sizes (its model works at render_size anyway)
+            for w, h in ((1280, 720), (1920, 1080)):
+                clip = make_bench_clip(tmp_p / f"hd{h}.mp4", short_s, w, h)
+                watch = tmp_p / f"tmpdir-colorize-{h}"
+                watch.mkdir()
+                record(f"run colorize {w}x{h} short",
+                       measure("run", str(clip), str(tmp_p / f"colorize{h}.mp4"), "colorize",
+                               json.dumps({"device": args.device}), env={**env, "TMPDIR": str(watch)}, watch=watch))
         results["ratios"] = ratios(results["cases"], styles)
         for k, v in results["ratios"].items():
             print(f"{k:<70} {v:.3f}")
@@ -551,6 +559,9 @@ def ratios(cases: dict, styles: list[str]) -> dict:
     col = cases.get("run colorize 854x480 long")
     if anchor and col:
         r["colorize end-to-end fps / unet_256 model-only fps"] = col["fps"] / anchor["fps"]
+    fast = cases.get("run colorize-fast 854x480 long")
+    if fast and col:
+        r["colorize end-to-end fps / colorize-fast end-to-end fps"] = col["fps"] / fast["fps"]
     for style in styles:
         run_long, parts = cases.get(f"run {style} 854x480 long"), cases.get(f"stages {style} 854x480")
         if run_long and parts:

@@ -55,5 +55,5 @@ def strip(src: Path, styles: list[tuple[str, list[str]]], index: int, out_png: P
 if __name__ == "__main__":
     strip(SHARED / "videos/sam2_01_dog.mp4", [("noir", []), ("sepia", [])], 120,
           REPO / "docs/images/grades_sam2_dog.png")
-    strip(SHARED / "videos/bw/moviepy_chaplin_bw.mp4", [("colorize", [])], 125,
-          REPO / "docs/images/colorize_chaplin.png", width=480)
+    strip(SHARED / "videos/bw/moviepy_chaplin_bw.mp4", [("colorize-fast", []), ("colorize", [])], 125,
+          REPO / "docs/images/colorize_chaplin.png", width=400)

@@ -1,6 +1,11 @@
 """Measure (and optionally set) the chroma gain of a colorizer on TRAINING-split footage.
 
     .venv/bin/python docs/models/calibrate_chroma.py WEIGHTS_FOLDER [--write]
+    .venv/bin/python docs/models/calibrate_chroma.py WEIGHTS_FOLDER --temperatures 0.3,0.5,1 --gains 0.8,1 \
+        --min-colourfulness 0.65 --write      # an ab-bin colorizer (effunet): temperature and gain
+
+For an ab-bin classifier (``effunet``) the knobs are its decoding keywords instead: ``temperature`` of
+the annealed mean and ``chroma_gain`` (``config.json``'s ``kwargs``), swept together.
 
 An L1-trained colorizer predicts the conditional median of a*b*, which is less saturated than
 real footage ("sepia mush"). Our weights format has the knob for that: ``config.json``'s
@@ -45,10 +50,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="choose the lowest-CIEDE gain whose colourfulness ratio is at least this")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--images", type=int, default=16)
-    ap.add_argument("--render-size", type=int, default=128)
+    ap.add_argument("--render-size", type=int, default=None, help="default: the style's")
+    ap.add_argument("--style", default="colorize", help="the style whose colorize stage is run (its TTA and all)")
     ap.add_argument("--tta-sigmas", default=None,
                     help="also try these mirror-agreement sigmas (comma-separated; 0 = plain mean of the two views); "
                          "default: the style's own value only")
+    ap.add_argument("--temperatures", default=None,
+                    help="annealed-mean temperatures to try (comma-separated) for an ab-bin colorizer (effunet)")
+    ap.add_argument("--least-gain", action="store_true",
+                    help="with --min-colourfulness: the smallest gain that reaches it (then the lowest CIEDE2000 "
+                         "among its temperatures), not the lowest CIEDE2000 overall. Training-split CIEDE2000 is "
+                         "measured on footage the model has seen and favours bold colour; the least gain that is "
+                         "colourful enough risks the least wrong colour on unseen footage")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
     folder = Path(args.weights)
@@ -59,45 +72,70 @@ def main(argv: list[str] | None = None) -> int:
     imgs = sorted((DATA / IMAGES).glob("*.jpg"))[: args.images]
     truths += [read_image(p, 640) for p in imgs]
     # the colorize style's stage (its test-time augmentation and all), on these weights, no stabilizer
-    stage = get_style("colorize").build(StageContext(overrides={
-        "weights": str(folder), "render_size": args.render_size, "temporal": 0}))[0]
+    overrides = {"weights": str(folder), "temporal": 0, **({"render_size": args.render_size} if args.render_size else {})}
+    stage = get_style(args.style).build(StageContext(overrides=overrides))[0]
     sigmas = [float(v) for v in args.tta_sigmas.split(",")] if args.tta_sigmas else [stage.tta_sigma]
-    style_sigma, rows = stage.tta_sigma, {}  # rows[(gain, sigma)]
+    binned = hasattr(stage.model, "temperature")  # effunet: decoding keywords instead of ab_scale
+    temps = [float(v) for v in args.temperatures.split(",")] if args.temperatures and binned else [None]
+    if binned:
+        base = float(cfg["ab_scale"])
+    style_sigma, rows = stage.tta_sigma, {}  # rows[(gain, sigma, temperature)]
 
-    def label(key: tuple[float, float]) -> str:  # the table's key: the gain, or gain@sigma for a sigma grid
-        return str(key[0]) if len(sigmas) == 1 else f"{key[0]}@{key[1]:g}"
+    def label(key: tuple) -> str:  # the table's key: the gain, plus @sigma / Ttemperature for a grid
+        text = str(key[0])
+        if len(sigmas) > 1:
+            text += f"@{key[1]:g}"
+        if key[2] is not None:
+            text += f" T{key[2]:g}"
+        return text
 
-    for sigma in sigmas:
-        for g in (float(v) for v in args.gains.split(",")):
-            stage.tta_sigma, stage.ab_scale = sigma, base * g
-            cf_o, cf_t, de, ps = [], [], [], []
-            for truth in truths:
-                grey = grey_of(truth)
-                out = _run(stage, grey)
-                cf_o.append(np.mean([colorfulness(f) for f in out]))
-                cf_t.append(np.mean([colorfulness(f) for f in truth]))
-                de.append(ciede2000(out, truth))
-                ps.append(psnr(out, truth))
-            row = rows[(g, sigma)] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)),
-                                      "ciede": float(np.mean(de)), "psnr": float(np.mean(ps))}
-            print(f"gain {label((g, sigma))}: colourfulness/truth {row['colorfulness_ratio']:.2f}  "
-                  f"CIEDE {row['ciede']:.2f}  PSNR {row['psnr']:.2f}", flush=True)
+    for temp in temps:
+        for sigma in sigmas:
+            for g in (float(v) for v in args.gains.split(",")):
+                stage.tta_sigma = sigma
+                if binned:
+                    stage.model.chroma_gain = g
+                    if temp is not None:
+                        stage.model.temperature = temp
+                else:
+                    stage.ab_scale = base * g
+                cf_o, cf_t, de, ps = [], [], [], []
+                for truth in truths:
+                    grey = grey_of(truth)
+                    out = _run(stage, grey)
+                    cf_o.append(np.mean([colorfulness(f) for f in out]))
+                    cf_t.append(np.mean([colorfulness(f) for f in truth]))
+                    de.append(ciede2000(out, truth))
+                    ps.append(psnr(out, truth))
+                row = rows[(g, sigma, temp)] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)),
+                                                "ciede": float(np.mean(de)), "psnr": float(np.mean(ps))}
+                print(f"gain {label((g, sigma, temp))}: colourfulness/truth {row['colorfulness_ratio']:.2f}  "
+                      f"CIEDE {row['ciede']:.2f}  PSNR {row['psnr']:.2f}", flush=True)
     if args.min_colourfulness is not None:
         ok = [k for k in rows if rows[k]["colorfulness_ratio"] >= args.min_colourfulness] or \
             [max(rows, key=lambda k: rows[k]["colorfulness_ratio"])]
+        if args.least_gain:
+            ok = [k for k in ok if k[0] == min(k[0] for k in ok)]
         best = min(ok, key=lambda k: rows[k]["ciede"])
     else:
         best = min(rows, key=lambda k: abs(rows[k]["colorfulness_ratio"] - args.target))
-    gain, sigma = best
-    print(json.dumps({"chosen_gain": gain, "tta_sigma": sigma, **rows[best]}))
+    gain, sigma, temp = best
+    print(json.dumps({"chosen_gain": gain, "tta_sigma": sigma, "temperature": temp, **rows[best]}))
     if sigma != style_sigma:
         print(f"note: the best sigma is {sigma:g}, the colorize style uses {style_sigma:g} "
               "(configs/styles/colorize.toml, tta_sigma)", file=sys.stderr)
     if args.write:
-        cfg["ab_scale"] = round(base * gain, 6)  # 110 * 1.1 is 121.00000000000001 in binary
+        if binned:
+            cfg["kwargs"]["chroma_gain"] = gain
+            if temp is not None:
+                cfg["kwargs"]["temperature"] = temp
+        else:
+            cfg["ab_scale"] = round(base * gain, 6)  # 110 * 1.1 is 121.00000000000001 in binary
         cfg.setdefault("meta", {})["chroma_calibration"] = {
-            "ab_scale_trained": base, "gain": gain, "tta_sigma": sigma,
-            **({"rule": f"lowest CIEDE2000 with colourfulness ratio >= {args.min_colourfulness}"}
+            "ab_scale_trained": base, "gain": gain,
+            **({"temperature": temp} if binned else {"tta_sigma": sigma}),
+            **({"rule": ("smallest gain, then lowest CIEDE2000," if args.least_gain else "lowest CIEDE2000")
+                        + f" with colourfulness ratio >= {args.min_colourfulness}"}
                if args.min_colourfulness is not None else {"target_colorfulness_ratio": args.target}),
             "data": f"training split: first {args.frames} frames of {', '.join(CLIPS)}; {len(imgs)} photos of {IMAGES}",
             "table": {label(k): v for k, v in rows.items()}, "script": "docs/models/calibrate_chroma.py"}

@@ -266,6 +266,8 @@ def evaluate(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kodak", action="store_true")
     ap.add_argument("--json", default=None, help="write the figures here")
     ap.add_argument("--pictures", default=None, help="folder for before/after strips")
+    ap.add_argument("--compare", default=None, metavar="STYLE",
+                    help="with --pictures: a column of another colorize style beside this one (e.g. colorize-fast)")
     ap.add_argument("--path", choices=["planes", "rgb"], default="planes",
                     help="planes: luma in, yuv420p planes out, as `vidcolor run` on CPU (default); rgb: RGB frames")
     ap.add_argument("--plausibility", action="store_true",
@@ -286,6 +288,8 @@ def evaluate(argv: list[str] | None = None) -> int:
     report: dict = {"style": args.style, "weights": args.weights or f"{args.style} (shipped)", "frames": args.frames,
                     "render_size": stages[0].render_size, "temporal": stages[0].temporal,
                     "max_width": args.max_width, "clips": {}, "kodak": {}}
+    compare = build(None, args.compare) if args.compare and args.pictures else None
+    compare_still = build(None, args.compare, temporal=0.0) if compare else None
     pics_rows, t0 = [], time.perf_counter()
     for name in args.clips:
         truth = read_clip(data / "videos" / name, args.frames, args.max_width)
@@ -309,7 +313,8 @@ def evaluate(argv: list[str] | None = None) -> int:
         print(f"{name}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
               file=sys.stderr, flush=True)
         mid = truth.shape[0] // 2
-        pics_rows.append([grey[mid], stab[mid], truth[mid]])
+        other = [run_stages(compare, grey)[mid]] if compare else []
+        pics_rows.append([grey[mid], *other, stab[mid], truth[mid]])
         if plausibility:
             plausibility.add("clips", stab[::4], grey[::4], truth[::4])
     if not args.no_kodak:
@@ -334,7 +339,8 @@ def evaluate(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.pictures:
         pics = Path(args.pictures)
-        strip(pics_rows, ["grey input (eval clip)", f"vidcolor {args.style}", "original colour"],
+        other_label = [f"vidcolor {args.compare}"] if compare else []
+        strip(pics_rows, ["grey input (eval clip)", *other_label, f"vidcolor {args.style}", "original colour"],
               pics / f"{args.style}_eval_strip.png", height=150)
         hist = []
         tech = None
@@ -346,12 +352,12 @@ def evaluate(argv: list[str] | None = None) -> int:
             x = read_image(data / "images" / "bw_historical_deoldify" / h, 640)
             x = grey_of(x)
             out = run_stages(per_frame_stages, x)
-            cells = [x[0], out[0]]
+            cells = [x[0], *([run_stages(compare_still, x)[0]] if compare else []), out[0]]
             if tech is not None:
                 t = run_stages(tech, x)
                 cells.append(t[0])
             hist.append(cells)
-        labels = ["historical photo (input)", f"vidcolor {args.style}"] + (["technicolor"] if tech else [])
+        labels = ["historical photo (input)", *other_label, f"vidcolor {args.style}"] + (["technicolor"] if tech else [])
         strip(hist, labels, pics / f"{args.style}_historical_strip.png", height=240)
     return 0
 

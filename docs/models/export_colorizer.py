@@ -1,6 +1,6 @@
-"""Export a `vidcolor train` run as the package's shipped colorizer (vidcolor/weights/colorize).
+"""Export a `vidcolor train` run as one of the package's shipped colorizers (vidcolor/weights/NAME).
 
-    .venv/bin/python docs/models/export_colorizer.py RUN_DIR [--step N] [--metrics eval.json] [--hours 1.0]
+    .venv/bin/python docs/models/export_colorizer.py RUN_DIR [--name colorize] [--step N] [--metrics eval.json] [--hours 1.0]
 
 ``vidcolor train export`` writes user weights under $VIDCOLOR_HOME and refuses built-in names; the
 shipped folder is written here instead, with the same config (architecture, kwargs, recipe, data
@@ -17,7 +17,13 @@ from pathlib import Path
 from vidcolor.models.pretrained import save_pretrained
 from vidcolor.training.export import load_run, weights_config
 
-TARGET = Path(__file__).resolve().parents[2] / "vidcolor" / "weights" / "colorize"
+WEIGHTS = Path(__file__).resolve().parents[2] / "vidcolor" / "weights"
+DESCRIPTIONS = {
+    "colorize": "vidcolor's default colorizer: ImageNet EfficientNet-Lite0 encoder, U-Net decoder, ab-bin "
+                "classification (L -> ab), trained by vidcolor train (see the model card)",
+    "colorize-fast": "vidcolor's fast colorizer: small pix2pix U-Net (L -> ab) trained from scratch by vidcolor train "
+                     "(see the model card)",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=int, default=None)
     ap.add_argument("--metrics", default=None, help="JSON written by evaluate_colorizer.py --json")
     ap.add_argument("--hours", type=float, default=None, help="wall-clock training time to record")
-    ap.add_argument("--out", default=str(TARGET))
+    ap.add_argument("--name", choices=sorted(DESCRIPTIONS), default="colorize", help="which shipped colorizer")
+    ap.add_argument("--out", default=None, help="default: vidcolor/weights/NAME")
     args = ap.parse_args(argv)
     net, recipe, data = load_run(args.run_dir, args.step)
     metrics = {}
@@ -35,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         metrics = {"eval_clips_mean": rep.get("clips_mean", {}), "kodak24_mean": rep.get("kodak_mean", {}),
                    "frames_per_clip": rep.get("frames"), "temporal": rep.get("temporal")}  # the stabilizer strength
     config = weights_config(recipe, data, metrics)
-    config["meta"].update(name="colorize", licence="Apache-2.0 (vidcolor); training data licences in docs/models/colorize.md",
-                          description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), trained by vidcolor train (see the model card)",
-                          model_card="docs/models/colorize.md")
+    card = f"docs/models/{args.name}.md"
+    config["meta"].update(name=args.name, licence=f"Apache-2.0 (vidcolor); training data licences in {card}",
+                          description=DESCRIPTIONS[args.name], model_card=card)
     if args.hours is not None:
         config["meta"]["training_hours"] = args.hours
-    folder = save_pretrained(net, args.out, config)
+    folder = save_pretrained(net, args.out or WEIGHTS / args.name, config)
     digest = hashlib.sha256((folder / "weights.safetensors").read_bytes()).hexdigest()
     print(json.dumps({"folder": str(folder), "step": int(data["step"]), "sha256": digest,
                       "params": config["meta"].get("params") or sum(p.numel() for p in net.parameters())}))

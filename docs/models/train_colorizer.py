@@ -1,6 +1,9 @@
-"""Reproduce the shipped colorizer with one command: every stage of its recipe, in order, resumable.
+"""Reproduce a shipped colorizer with one command: every stage of its recipe, in order, resumable.
 
-    .venv/bin/python docs/models/train_colorizer.py [--runs runs] [--out DIR] [--set KEY=VALUE ...]
+    .venv/bin/python docs/models/train_colorizer.py [--model colorize] [--runs runs] [--out DIR] [--set KEY=VALUE ...]
+
+``--model colorize`` (default): the ImageNet-encoder model (docs/models/colorize.md); ``--model
+colorize-fast``: the small U-Net trained from scratch (docs/models/colorize-fast.md).
 
 Stage k trains ``configs/train/<recipe>.toml`` into ``RUNS/<run>``, starting from the weights that
 stage k-1 exported (each recipe's ``model.init_from``), then exports its own generator as
@@ -30,7 +33,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 # (recipe in configs/train, run folder under --runs, name the stage exports for the next one's init_from)
-STAGES = (
+FAST_STAGES = (
     ("colorize_ship", "colorize_ship", "colorize_stage1"),
     ("colorize_ship_stage2", "colorize_ship2", "colorize_stage2"),
     ("colorize_ship_stage3", "colorize_ship3", "colorize_stage3"),
@@ -40,7 +43,16 @@ STAGES = (
     ("colorize_ship_stage7", "colorize_ship7", "colorize_stage7"),
     ("colorize_ship_stage8", "colorize_ship8", "colorize_stage8"),
 )
-GAINS = "0.8,0.9,1.0,1.1,1.2,1.4"  # the chroma-gain grid of the calibration rule
+STAGES = (
+    ("colorize_effunet", "colorize_effunet", "colorize_effunet_stage1"),
+)
+# per model: stages, and the calibration's arguments (grid and rule, docs/models/calibrate_chroma.py)
+MODELS = {
+    "colorize": (STAGES, ["--gains", "0.8,0.9,1.0,1.1,1.2", "--temperatures", "0.3,0.45,0.6,1.0",
+                          "--min-colourfulness", "0.6", "--least-gain"]),
+    "colorize-fast": (FAST_STAGES, ["--style", "colorize-fast", "--render-size", "128",
+                                    "--gains", "0.8,0.9,1.0,1.1,1.2,1.4", "--min-colourfulness", "0.7"]),
+}
 
 
 def _vidcolor(args: list[str]) -> None:
@@ -51,22 +63,24 @@ def _vidcolor(args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="colorize", help="which shipped colorizer")
     ap.add_argument("--runs", default=str(REPO / "runs"), help="folder for the stages' run folders")
     ap.add_argument("--out", default=str(REPO / "runs" / "colorize_weights"), help="weights folder to write")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="recipe override for every stage (vidcolor train --set)")
-    ap.add_argument("--stages", type=int, default=len(STAGES), help="run only the first K stages")
+    ap.add_argument("--stages", type=int, default=None, help="run only the first K stages")
     ap.add_argument("--frames", type=int, default=8, help="calibration: frames per training clip")
     ap.add_argument("--images", type=int, default=16, help="calibration: training photos")
     args = ap.parse_args(argv)
     from vidcolor.training.checkpoint import list_checkpoints
     from vidcolor.training.recipe import load_recipe
 
+    stages, calibration = MODELS[args.model]
     overrides = dict(s.split("=", 1) for s in args.sets)
     sets = [a for s in args.sets for a in ("--set", s)]
     runs = Path(args.runs)
     last = None
-    for recipe_name, run_name, export_name in STAGES[: args.stages]:
+    for recipe_name, run_name, export_name in stages[: args.stages]:
         config = REPO / "configs" / "train" / f"{recipe_name}.toml"
         run = runs / run_name
         steps = load_recipe(config, overrides).train.steps
@@ -84,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     import calibrate_chroma
     import export_colorizer
 
-    export_colorizer.main([str(last), "--out", args.out])
-    calibrate_chroma.main([args.out, "--gains", GAINS, "--min-colourfulness", "0.7", "--write",
-                           "--frames", str(args.frames), "--images", str(args.images)])
+    export_colorizer.main([str(last), "--name", args.model, "--out", args.out])
+    calibrate_chroma.main([args.out, *calibration, "--write", "--frames", str(args.frames), "--images", str(args.images)])
     cfg = json.loads((Path(args.out) / "config.json").read_text())
-    print(f"wrote {args.out} (step {cfg['meta'].get('step')}, ab_scale {cfg['ab_scale']:g})")
+    print(f"wrote {args.out} (step {cfg['meta'].get('step')}, ab_scale {cfg['ab_scale']:g}, "
+          f"decoding {cfg['meta'].get('chroma_calibration', {})})")
     return 0
 
 

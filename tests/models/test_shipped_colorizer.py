@@ -1,5 +1,6 @@
-"""The shipped default colorizer (issue 8): it loads from the installed package with no network and
-no cache, colours a real eval frame without touching L*, and can be retrained on new footage."""
+"""The shipped colorizers: the default (``colorize``, ImageNet encoder + ab-bin classifier) and
+``colorize-fast`` load from the installed package with no network and no cache, colour a real eval
+frame without touching L*, and the default can be retrained on new footage."""
 
 from __future__ import annotations
 
@@ -35,33 +36,46 @@ def _eval_frame(shared_data: Path, width: int = 320) -> torch.Tensor:
     return lab_to_rgb(torch.cat([L, torch.zeros_like(L), torch.zeros_like(L)], 1)).clamp(0, 1)
 
 
-def test_shipped_weights_come_from_the_package(vidcolor_home: Path) -> None:
+@pytest.mark.parametrize("name", ["colorize", "colorize-fast"])
+def test_shipped_weights_come_from_the_package(vidcolor_home: Path, name: str) -> None:
     """VIDCOLOR_HOME is an empty temp folder (no cache, no download): the name resolves to the
     package folder, whose safetensors match the sha256 recorded in the registry."""
+    import socket
+
     import vidcolor
     from vidcolor.models.pretrained import load_pretrained, resolve_weights
     from vidcolor.models.weights import WEIGHTS
 
-    entry = WEIGHTS["colorize"]
-    folder = resolve_weights("colorize")
-    assert folder == Path(vidcolor.__file__).parent / "weights" / "colorize"
+    entry = WEIGHTS[name]
+    folder = resolve_weights(name)
+    assert folder == Path(vidcolor.__file__).parent / "weights" / name
     assert not any(vidcolor_home.iterdir())
     assert entry.package and entry.url is None and entry.sha256
     assert hashlib.sha256((folder / "weights.safetensors").read_bytes()).hexdigest() == entry.sha256
-    model, config = load_pretrained("colorize")
+    real_connect = socket.socket.connect
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("loading shipped weights must not touch the network")
+
+    socket.socket.connect = no_network
+    try:
+        model, config = load_pretrained(name)
+    finally:
+        socket.socket.connect = real_connect
     assert config["arch"] == entry.arch and config["kwargs"] == entry.kwargs
     assert config["ab_scale"] == entry.ab_scale and config["l_norm"] == list(entry.l_norm)
     assert sum(p.numel() for p in model.parameters()) == entry.meta["params"]
     assert (folder / "weights.safetensors").stat().st_size < 20 * 2**20  # a few MB, fit to ship
 
 
-def test_shipped_colorizer_colours_a_real_eval_frame(vidcolor_home: Path, shared_data: Path) -> None:
+@pytest.mark.parametrize("name", ["colorize", "colorize-fast"])
+def test_shipped_colorizer_colours_a_real_eval_frame(vidcolor_home: Path, shared_data: Path, name: str) -> None:
     from vidcolor.stages.base import Chunk, StageContext
     from vidcolor.styles import get_style
 
     grey = _eval_frame(shared_data)
-    stages = get_style("colorize").build(StageContext())
-    assert stages[0].name == "colorize" and stages[0].weights == "colorize"
+    stages = get_style(name).build(StageContext())
+    assert stages[0].name == "colorize" and stages[0].weights == name
     assert [s.name for s in stages] == ["colorize"] and stages[0].stabilizer is not None  # chroma stabilized in-stage
     out = stages[0](Chunk(frames=grey.clone(), index=0, source=grey)).frames
     assert out.shape == grey.shape
@@ -82,17 +96,17 @@ def test_retrain_from_shipped_weights_then_export_and_run(tmp_path: Path, vidcol
     src = shared_data / "videos" / "intel_asl_eat.mkv"  # train split, 138 kB
     if not src.is_file():
         pytest.skip(f"{src} not found")
-    recipe = load_recipe(REPO / "configs" / "train" / "colorize_ship.toml", overrides={
-        "model.init_from": "colorize", "train.steps": "3", "train.batch_size": "1", "train.decay_start": "2",
+    recipe = load_recipe(REPO / "configs" / "train" / "colorize_effunet_stage2.toml", overrides={
+        "model.init_from": "colorize", "train.steps": "3", "train.batch_size": "2", "train.decay_start": "2",
         "train.checkpoint_every": "3", "train.sample_every": "1000", "train.threads": "0",
-        "data.crop": "128", "data.load_size": "128", "data.max_frames": "8"})
+        "data.crop": "64", "data.load_size": "64", "data.max_frames": "8"})
     recipe = recipe.replace(data={"paths": (str(src),), "cache_dir": str(tmp_path / "cache")})
     run_dir = tmp_path / "run"
     report = train(recipe, run_dir, progress=False)
     assert report.steps == 3 and Path(report.checkpoint).is_file()
     weights, style = export_run(run_dir, "my_footage")
     config = json.loads((weights / "config.json").read_text())
-    assert config["arch"] == "unet" and config["meta"]["recipe"]["model"]["init_from"] == "colorize"
+    assert config["arch"] == "effunet" and config["meta"]["recipe"]["model"]["init_from"] == "colorize"
 
     # The fine-tuned model starts from the shipped one: its generator differs only a little.
     from safetensors.torch import load_file
@@ -104,6 +118,10 @@ def test_retrain_from_shipped_weights_then_export_and_run(tmp_path: Path, vidcol
     conv = [k for k in shipped if k.endswith("weight") and shipped[k].dim() == 4]
     rel = max(float((tuned[k] - shipped[k]).norm() / shipped[k].norm().clamp_min(1e-12)) for k in conv)
     assert 0 < rel < 0.5
+    # the recipe fine-tunes the top of the encoder only: the stem and blocks 0-8 keep their weights
+    frozen = [k for k in conv if k.startswith(("encoder._conv_stem", *(f"encoder._blocks.{i}." for i in range(9))))]
+    assert frozen and all(torch.equal(tuned[k], shipped[k]) for k in frozen)
+    assert any(not torch.equal(tuned[k], shipped[k]) for k in conv if k.startswith("encoder._blocks.15."))
 
     import imageio_ffmpeg
 

