@@ -13,12 +13,14 @@ from click.testing import CliRunner
 from vidcolor.cli import main
 
 
-def write_clip(path: Path, frames: np.ndarray, rate: int = 25) -> Path:
+def write_clip(path: Path, frames: np.ndarray, rate: int = 25, codec: str = "libx264", pix_fmt: str = "yuv444p",
+               options: dict[str, str] | None = None) -> Path:
+    """RGB ``frames`` as a video (x264 4:4:4 crf 10 by default)."""
     with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=rate)
+        s = c.add_stream(codec, rate=rate)
         s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "yuv444p"
-        s.options = {"crf": "10"}
+        s.pix_fmt = pix_fmt
+        s.options = {"crf": "10"} if options is None else options
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 c.mux(p)
@@ -88,16 +90,7 @@ def test_eval_missing_file(clips, tmp_path):
 
 def write_lossless(path: Path, frames: np.ndarray) -> Path:
     """FFV1 in RGB: decoded frames are exactly ``frames``."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=25)
-        s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "bgr0"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_clip(path, frames, codec="ffv1", pix_fmt="bgr0", options={})
 
 
 @pytest.fixture(scope="module")

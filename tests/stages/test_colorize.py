@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.stages.helpers import tiny_colorizer
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError, WeightsError
 from vidcolor.models.pretrained import save_pretrained
@@ -24,16 +25,7 @@ SHARED = Path(os.environ.get("VIDCOLOR_SHARED_DATA", REPO.parent / "shared" / "d
 
 @pytest.fixture
 def colorizer(tmp_path: Path) -> Path:
-    """Tiny 1 -> 2 U-Net, weights scaled up so its ab is strong (often out of gamut)."""
-    torch.manual_seed(0)
-    kwargs = {"ngf": 4, "num_downs": 5}
-    model = build_model("unet", **kwargs)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 4:
-                p.mul_(8)
-    return save_pretrained(model, tmp_path / "tiny", {"arch": "unet", "kwargs": kwargs, "task": "colorize",
-                                                      "l_norm": [50, 50], "ab_scale": 110})
+    return tiny_colorizer(tmp_path / "tiny")
 
 
 def grey(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -11,10 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.stages.helpers import tiny_colorizer
 from vidcolor.cli import main
 from vidcolor.color import rgb_to_lab
-from vidcolor.models.pretrained import save_pretrained
-from vidcolor.models.registry import build_model
 from vidcolor.pipelines.frames import to_uint8
 from vidcolor.stages import Chunk
 from vidcolor.stages.colorize import Colorize
@@ -25,16 +24,7 @@ H, W, N, CUT = 48, 64, 12, 6
 
 @pytest.fixture(scope="module")
 def colorizer(tmp_path_factory) -> Path:
-    """Tiny 1 -> 2 U-Net with strong ab: any colorizer does, the test checks what keep_color keeps."""
-    torch.manual_seed(0)
-    kwargs = {"ngf": 4, "num_downs": 5}
-    model = build_model("unet", **kwargs)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 4:
-                p.mul_(8)
-    return save_pretrained(model, tmp_path_factory.mktemp("w") / "tiny", {
-        "arch": "unet", "kwargs": kwargs, "task": "colorize", "l_norm": [50, 50], "ab_scale": 110})
+    return tiny_colorizer(tmp_path_factory.mktemp("w") / "tiny")
 
 
 def natural_frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
