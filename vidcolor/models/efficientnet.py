@@ -167,14 +167,19 @@ class EfficientNetLite(nn.Module):
         self._fc = nn.Linear(1280, num_classes)
         self._swish = nn.ReLU6()
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_features(self, x: torch.Tensor, frozen_blocks: int = 0) -> list[torch.Tensor]:
+        """``frozen_blocks`` > 0: the stem and the first ``frozen_blocks`` blocks run without recording
+        gradients (an encoder fine-tuned only at the top)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W) normalised RGB, got shape {tuple(x.shape)}")
-        x = self._swish(self._bn0(self._conv_stem(x)))
+        grad = torch.is_grad_enabled()
+        with torch.set_grad_enabled(grad and frozen_blocks <= 0):
+            x = self._swish(self._bn0(self._conv_stem(x)))
         taps = {self.stage_ends[i] for i in FEATURE_STAGES}
         features = []
         for idx, block in enumerate(self._blocks):
-            x = block(x)
+            with torch.set_grad_enabled(grad and idx >= frozen_blocks):
+                x = block(x)
             if idx in taps:
                 features.append(x)
         return features

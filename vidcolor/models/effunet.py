@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vidcolor.models.efficientnet import FEATURE_STAGES, EfficientNetLite, EfficientNetLite0Weights
+from vidcolor.models.efficientnet import EfficientNetLite, EfficientNetLite0Weights
 
 AB_SCALE = 110.0
 _ENCODERS = {"lite0": ({"width": 1.0, "depth": 1.0}, EfficientNetLite0Weights.DEFAULT)}
@@ -174,20 +174,9 @@ class EffUNetColorizer(nn.Module):
         return self.head(y)
 
     def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        """The encoder's maps at strides 2 to 32 (:meth:`EfficientNetLite.forward_features`); while
-        training, the frozen stem and blocks run without recording gradients."""
-        e = self.encoder
-        taps = {e.stage_ends[i] for i in FEATURE_STAGES}
-        frozen = self.frozen_blocks if self.training else -1
-        out = []
-        with torch.set_grad_enabled(torch.is_grad_enabled() and frozen <= 0):
-            x = e._swish(e._bn0(e._conv_stem(rgb)))
-        for idx, block in enumerate(e._blocks):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and idx >= frozen):
-                x = block(x)
-            if idx in taps:
-                out.append(x)
-        return out
+        """The encoder's maps at strides 2 to 32; while training, the frozen stem and blocks run without
+        recording gradients."""
+        return self.encoder.forward_features(rgb, frozen_blocks=self.frozen_blocks if self.training else 0)
 
     def decode(self, logits: torch.Tensor, size: tuple[int, int] | None = None,
                temperature: float | None = None, chroma_gain: float | None = None) -> torch.Tensor:
