@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("vidcolor.cli.eval:eval_cmd", "Measure temporal stability and colour of an output video."),
     "models": ("vidcolor.cli.models:models", "List, download and import model weights."),
     "train": ("vidcolor.cli.train:train", "Train a colorizer or stylizer on your own footage."),
+    "keyframes": ("vidcolor.cli.keyframes:keyframes", "Write each shot's first frame, to colour by hand."),
 }
 
 
