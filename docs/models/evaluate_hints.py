@@ -98,7 +98,7 @@ def means(rows: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def tune(cases: list[Case]) -> list[dict]:
-    grid = itertools.product((96, 128), (3.0, 4.0), (0.1, 0.25), (0.1, 0.25), (2.0,))
+    grid = itertools.product((96, 128), (2.0, 3.0, 4.0), (0.25, 0.5), (0.25,), (2.0,))
     results = []
     for size, sigma, reach, falloff, prior_sigma in grid:
         options = {"sigma": sigma, "reach": reach, "falloff": falloff, "prior_sigma": prior_sigma}

@@ -44,12 +44,12 @@ KINDS = ("points", "polygon", "scribble")
 KEYS = frozenset({"frame", "time", "color", "width", *KINDS})
 DEFAULT_WIDTH = 4.0
 # Solver settings chosen on training photographs (docs/models/evaluate_hints.py --tune).
-SIZE = 128        # short side of the working size
-SIGMA = 4.0       # affinity scale, L* units
-REACH = 0.25      # how far a hint's correction reaches in a flat region, fraction of the short side
+SIZE = 96         # short side of the working size
+SIGMA = 2.0       # affinity scale, L* units
+REACH = 0.5       # how far a hint's correction reaches in a flat region, fraction of the short side
 ADAPTIVE = False  # sigma from the local variance of L (Levin et al.) instead of fixed
-FALLOFF = 1.0     # with a prior: the correction is weighted by confidence ** FALLOFF
-PRIOR_SIGMA = 0.0  # with a prior: its a*b* differences lower the affinity too (scale in a*b* units; 0: off)
+FALLOFF = 0.25    # with a prior: the correction is weighted by confidence ** FALLOFF
+PRIOR_SIGMA = 2.0  # with a prior: its a*b* differences lower the affinity too (scale in a*b* units; 0: off)
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,9 @@ def spread(L: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor, prio
     u = solver.solve(L, torch.cat([target, torch.ones_like(mask)]), mask, mu, sigma=sigma, adaptive=adaptive,
               max_iter=max_iter, guide=prior_ab, guide_sigma=prior_sigma if prior_ab is not None else 0.0)
     conf = u[2:].clamp(0, 1)
-    tied = u[:2] / u[2:].clamp(min=1e-6)  # the hints' value (or correction) where the pixel is tied to them
+    # the hints' value (or correction) where the pixel is tied to them; where it is not (confidence at
+    # the solver's rounding level, e.g. behind an edge) the ratio of two rounding errors is kept out
+    tied = u[:2] / u[2:].clamp(min=1e-3)
     if prior_ab is None:
         return tied, conf
     return prior_ab.float() + tied * conf.pow(falloff), conf

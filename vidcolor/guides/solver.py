@@ -88,9 +88,26 @@ def _shrink(x: np.ndarray) -> np.ndarray:
     return x.reshape(c, x.shape[1] // 2, 2, x.shape[2] // 2, 2).mean((2, 4), dtype=np.float32)
 
 
-def _grow(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Bilinear upsampling of ``(C, h', w')`` to ``(C, h, w)`` (half-pixel centres)."""
-    return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in x])
+def _grow(x: np.ndarray, L_coarse: np.ndarray, L: np.ndarray, sigma: float) -> np.ndarray:
+    """``x`` ``(C, h', w')`` at half size -> ``(C, h, w)``: bilinear weights (half-pixel centres) times
+    the affinity of each fine pixel's L to the coarse pixel's, so a start value is not carried
+    across an edge into a region that no given pixel reaches (the solve would leave it there)."""
+    h, w = L.shape[-2:]
+    hc, wc = x.shape[-2:]
+    ty = np.clip((np.arange(h) + 0.5) / 2 - 0.5, 0, hc - 1)
+    tx = np.clip((np.arange(w) + 0.5) / 2 - 0.5, 0, wc - 1)
+    y0, x0 = np.floor(ty).astype(int), np.floor(tx).astype(int)
+    y1, x1 = np.minimum(y0 + 1, hc - 1), np.minimum(x0 + 1, wc - 1)
+    fy, fx = (ty - y0)[:, None], (tx - x0)[None, :]
+    num = np.zeros((x.shape[0], h, w), np.float32)
+    den = np.full((1, h, w), 1e-20, np.float32)
+    for yi, xi, bw in ((y0, x0, (1 - fy) * (1 - fx)), (y0, x1, (1 - fy) * fx), (y1, x0, fy * (1 - fx)),
+                       (y1, x1, fy * fx)):
+        d = L - L_coarse[:, yi][:, :, xi]
+        wgt = (bw * np.exp(-d * d / (2 * sigma**2))).astype(np.float32)
+        num += wgt * x[:, yi][:, :, xi]
+        den += wgt
+    return num / den
 
 
 def solve(L: torch.Tensor, values: torch.Tensor, weight: torch.Tensor, mu: float, sigma: float = 4.0,
@@ -119,9 +136,10 @@ def solve_np(L: np.ndarray, values: np.ndarray, weight: np.ndarray, mu: float, s
         m_small = _shrink(weight)
         v_small = _shrink(values * weight) / np.maximum(m_small, 1e-6)
         # a pixel at half size stands for four: the same reach needs four times the pull
-        coarse, iters = solve_np(_shrink(L), v_small, m_small, 4 * mu, sigma, adaptive, lam, tol, max_iter,
+        L_small = _shrink(L)
+        coarse, iters = solve_np(L_small, v_small, m_small, 4 * mu, sigma, adaptive, lam, tol, max_iter,
                                  min_size, None if guide is None else _shrink(guide), guide_sigma)
-        x0 = _grow(coarse, h, w)
+        x0 = _grow(coarse, L_small, L, sigma)
     wx, wy = affinities(L, sigma, adaptive, guide, guide_sigma)
     c = (lam * weight + mu).astype(np.float32)
     diag = _degree(wx, wy, (h, w)) + c
