@@ -2,7 +2,7 @@
 
     .venv/bin/python docs/models/evaluate_hints.py                       # the eval figure, Kodak24
     .venv/bin/python docs/models/evaluate_hints.py --json out.json
-    .venv/bin/python docs/models/evaluate_hints.py --tune                # choose the solver settings on train photos
+    .venv/bin/python docs/models/evaluate_hints.py --tune                # settings, on train photos
 
 For each image: its CIE L* (the truth's, kept in every output), the automatic colorizer's chroma
 (the shipped ``colorize`` weights, render size 160, per frame), and ``--hints`` pixels drawn at
@@ -53,8 +53,8 @@ def random_hints(rgb8: np.ndarray, n: int, seed: tuple[int, ...]) -> list[H.Hint
     rng = np.random.default_rng(seed)
     h, w = rgb8.shape[:2]
     ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
-    return [H.Hint(frame=0, kind="points", coords=((float(x), float(y)),), rgb=tuple(int(v) for v in rgb8[y, x]))
-            for x, y in zip(xs, ys)]
+    return [H.Hint(frame=0, kind="points", coords=((float(x), float(y)),),
+                   rgb=tuple(int(v) for v in rgb8[y, x])) for x, y in zip(xs, ys)]
 
 
 class Case:
@@ -76,7 +76,8 @@ class Case:
     def measure(self, size: int, **options) -> dict[str, float]:
         with_auto, _ = H.apply_hints(self.L, self.hints, self.auto, size=size, **options)
         alone, _ = H.apply_hints(self.L, self.hints, None, size=size, **options)
-        return {"auto": self.error(self.auto), "hints_auto": self.error(with_auto), "hints_alone": self.error(alone)}
+        return {"auto": self.error(self.auto), "hints_auto": self.error(with_auto),
+                "hints_alone": self.error(alone)}
 
 
 def load_cases(folder: Path, limit: int | None, n_hints: int, seed: int) -> list[Case]:
@@ -97,6 +98,23 @@ def means(rows: dict[str, dict[str, float]]) -> dict[str, float]:
     return m
 
 
+def time_spread(case: Case, **options) -> float:
+    """Median seconds of :func:`vidcolor.guides.hints.spread` with the prior at 256x384 (the first
+    image, a 512x768 Kodak photo, halved)."""
+    from vidcolor.models.runtime import resize
+
+    small = (256, 384) if case.L.shape[-2] < case.L.shape[-1] else (384, 256)
+    L = resize(case.L[None], small)[0]
+    prior = resize(case.auto[None], small)[0]
+    hint_ab, mask = H.rasterize(case.hints, *small, *case.L.shape[-2:])
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        H.spread(L, hint_ab, mask, prior, **options)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
 def tune(cases: list[Case]) -> list[dict]:
     grid = itertools.product((96, 128), (2.0, 3.0, 4.0), (0.25, 0.5), (0.25,), (2.0,))
     results = []
@@ -105,7 +123,8 @@ def tune(cases: list[Case]) -> list[dict]:
         rows = {c.name: c.measure(size, **options) for c in cases}
         m = means(rows)
         results.append({"size": size, **options, **m})
-        print(f"size {size:3d} sigma {sigma:4.1f} reach {reach:4.2f} falloff {falloff:4.2f} prior_sigma {prior_sigma}: "
+        print(f"size {size:3d} sigma {sigma:4.1f} reach {reach:4.2f} falloff {falloff:4.2f} "
+              f"prior_sigma {prior_sigma}: "
               f"auto {m['auto']:.3f} hints+auto {m['hints_auto']:.3f} ({m['reduction_pct']:.1f} %) "
               f"alone {m['hints_alone']:.3f}", file=sys.stderr, flush=True)
     return sorted(results, key=lambda r: r["hints_auto"])
@@ -121,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reach", type=float, default=H.REACH)
     ap.add_argument("--falloff", type=float, default=H.FALLOFF)
     ap.add_argument("--prior-sigma", type=float, default=H.PRIOR_SIGMA)
-    ap.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=H.ADAPTIVE)
     ap.add_argument("--tune", action="store_true", help="grid of settings on train photographs, not Kodak24")
     ap.add_argument("--train-images", type=int, default=24)
     ap.add_argument("--json", type=Path, help="write the figures here")
@@ -134,11 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             results = tune(cases)
             for r in results[:10]:
                 print(json.dumps(r))
-            report = {"set": TRAIN_DIR, "images": len(cases), "hints": args.hints, "seed": args.seed, "grid": results}
+            report = {"set": TRAIN_DIR, "images": len(cases), "hints": args.hints, "seed": args.seed,
+                      "grid": results}
         else:
             cases = load_cases(args.data / EVAL_DIR, None, args.hints, args.seed)
             options = {"sigma": args.sigma, "reach": args.reach, "falloff": args.falloff,
-                       "prior_sigma": args.prior_sigma, "adaptive": args.adaptive}
+                       "prior_sigma": args.prior_sigma}
             rows, seconds = {}, []
             print("| image | auto | hints + auto | hints alone | reduction |\n|---|---|---|---|---|")
             for c in cases:
@@ -148,11 +167,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {c.name} | {r['auto']:.2f} | {r['hints_auto']:.2f} | {r['hints_alone']:.2f} | "
                       f"{100 * (1 - r['hints_auto'] / r['auto']):.1f} % |", flush=True)
             m = means(rows)
-            print(f"| **mean of {len(rows)}** | {m['auto']:.2f} | {m['hints_auto']:.2f} | {m['hints_alone']:.2f} | "
+            print(f"| **mean of {len(rows)}** | {m['auto']:.2f} | {m['hints_auto']:.2f} | "
+                  f"{m['hints_alone']:.2f} | "
                   f"{m['reduction_pct']:.1f} % |")
-            print(f"bar (hints + auto at least 30 % below auto): {'met' if m['reduction_pct'] >= 30 else 'NOT met'}")
+            met = "met" if m["reduction_pct"] >= 30 else "NOT met"
+            print(f"bar (hints + auto at least 30 % below auto): {met}")
+            solve_s = time_spread(cases[0], **options)
+            print(f"spread at 256x384 (one thread, median of 5): {solve_s * 1000:.0f} ms; hints + auto and "
+                  "hints "
+                  f"alone at full size: {np.median(seconds):.2f} s per image")
             report = {"set": EVAL_DIR, "hints": args.hints, "seed": args.seed, "size": args.size, **options,
-                      "images": rows, "mean": m, "seconds_per_image_both_solves": float(np.median(seconds))}
+                      "images": rows, "mean": m, "seconds_per_image_both_solves": float(np.median(seconds)),
+                      "spread_256x384_seconds": solve_s}
     except VidcolorError as e:
         print(f"evaluate_hints: error: {e}", file=sys.stderr)
         return 2

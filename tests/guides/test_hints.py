@@ -17,11 +17,13 @@ from vidcolor.io.probe import VideoMeta
 from vidcolor.metrics import ciede2000
 
 
-def meta(width: int = 320, height: int = 240, frames: int | None = 500, rate: Fraction = Fraction(25)) -> VideoMeta:
+def meta(width: int = 320, height: int = 240, frames: int | None = 500,
+         rate: Fraction = Fraction(25)) -> VideoMeta:
     return VideoMeta(path="film.mp4", format="mp4", video_index=0, codec="h264", width=width, height=height,
                      display_width=width, display_height=height, rotation=0, frame_rate=rate,
                      time_base=Fraction(1, 12800), start_pts=0, duration=None, frame_count=frames,
-                     frame_count_exact=True, vfr=False, pix_fmt="yuv420p", bit_depth=8, sample_aspect_ratio=None,
+                     frame_count_exact=True, vfr=False, pix_fmt="yuv420p", bit_depth=8,
+                     sample_aspect_ratio=None,
                      color_space=None, color_range=None, color_primaries=None, color_trc=None)
 
 
@@ -46,7 +48,8 @@ def test_loads_the_three_kinds_with_time_as_frame(tmp_path: Path) -> None:
     assert hints[7][0].width == 6 and hints[7][0].rgb == (0x22, 0x44, 0x88)
     a, b = hints[120][0].ab
     lab = rgb_to_lab(torch.tensor([192, 48, 32]).float().view(3, 1, 1) / 255)
-    assert a == pytest.approx(float(lab[1]), abs=1e-4) and b == pytest.approx(float(lab[2]), abs=1e-4) and a > 40
+    assert a == pytest.approx(float(lab[1]), abs=1e-4) and b == pytest.approx(float(lab[2]), abs=1e-4)
+    assert a > 40
 
 
 def test_time_counts_from_the_frame_rate(tmp_path: Path) -> None:
@@ -73,7 +76,8 @@ GOOD = {"frame": 3, "points": [[10, 10]], "color": "#102030"}
     ({"frame": 1, "time": 0.5, "points": [[1, 1]], "color": "#fff"}, "exactly one of 'frame' and 'time'"),
     ({"points": [[1, 1]], "color": "#fff"}, "exactly one of 'frame' and 'time'"),
     ({"frame": 1, "polygon": [[1, 1], [5, 5]], "color": "#fff"}, "at least 3 [x, y] points"),
-    ({"frame": 1, "points": [[1, 1]], "polygon": [[1, 1], [5, 5], [1, 5]], "color": "#fff"}, "exactly one of"),
+    ({"frame": 1, "points": [[1, 1]], "polygon": [[1, 1], [5, 5], [1, 5]], "color": "#fff"},
+     "exactly one of"),
     ({"frame": 1, "scribble": [[1, 1], [5, 5]], "width": 0, "color": "#fff"}, "bad width 0"),
     ({**GOOD, "width": 3}, "'width' is for scribbles only"),
     ({**GOOD, "colour": "#fff"}, "unknown key 'colour'"),
@@ -104,7 +108,8 @@ def test_time_needs_the_film(tmp_path: Path) -> None:
     p = write(tmp_path, {"hints": [{"time": 1.0, "points": [[1, 1]], "color": "#fff"}]})
     with pytest.raises(InputError, match="entry 1: 'time' needs the film's frame rate"):
         load_hints(p, None)
-    assert load_hints(write(tmp_path, {"hints": [{**GOOD, "points": [[5000, 10]]}]}), None)[3][0].coords[0][0] == 5000
+    unchecked = load_hints(write(tmp_path, {"hints": [{**GOOD, "points": [[5000, 10]]}]}), None)
+    assert unchecked[3][0].coords[0][0] == 5000
 
 
 def hint(kind: str, coords, rgb=(200, 40, 30), width: float = 4.0) -> Hint:

@@ -47,7 +47,6 @@ DEFAULT_WIDTH = 4.0
 SIZE = 96         # short side of the working size
 SIGMA = 2.0       # affinity scale, L* units
 REACH = 0.5       # how far a hint's correction reaches in a flat region, fraction of the short side
-ADAPTIVE = False  # sigma from the local variance of L (Levin et al.) instead of fixed
 FALLOFF = 0.25    # with a prior: the correction is weighted by confidence ** FALLOFF
 PRIOR_SIGMA = 2.0  # with a prior: its a*b* differences lower the affinity too (scale in a*b* units; 0: off)
 
@@ -70,6 +69,10 @@ class Hint:
         return float(lab[1, 0, 0]), float(lab[2, 0, 0])
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _colour(value: Any) -> tuple[int, int, int]:
     if isinstance(value, str):
         m = re.fullmatch(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})", value.strip())
@@ -84,7 +87,7 @@ def _colour(value: Any) -> tuple[int, int, int]:
 
 
 def _seconds(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if _number(value):
         t = float(value)
     elif isinstance(value, str) and re.fullmatch(r"(\d+:){0,2}\d+(\.\d+)?", value.strip()):
         t = 0.0
@@ -121,7 +124,7 @@ def _coords(entry: dict, kind: str, meta: VideoMeta | None) -> tuple[tuple[float
     out = []
     for p in pts:
         if (not isinstance(p, list) or len(p) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p)):
+                or not all(_number(v) and math.isfinite(v) for v in p)):
             raise ValueError(f"bad point {p!r} in '{kind}' (expected [x, y] in pixels)")
         x, y = float(p[0]), float(p[1])
         w, h = (meta.display_width, meta.display_height) if meta is not None else (math.inf, math.inf)
@@ -134,7 +137,8 @@ def _coords(entry: dict, kind: str, meta: VideoMeta | None) -> tuple[tuple[float
 
 def _entry(entry: Any, meta: VideoMeta | None) -> Hint:
     if not isinstance(entry, dict):
-        raise ValueError("must be an object with 'frame' or 'time', one of 'points', 'polygon', 'scribble', and 'color'")
+        raise ValueError("must be an object with 'frame' or 'time', one of 'points', 'polygon', 'scribble', "
+                         "and 'color'")
     unknown = sorted(set(entry) - KEYS)
     if unknown:
         raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}")
@@ -147,7 +151,7 @@ def _entry(entry: Any, meta: VideoMeta | None) -> Hint:
     width = entry.get("width", DEFAULT_WIDTH)
     if "width" in entry and kind != "scribble":
         raise ValueError("'width' is for scribbles only")
-    if not isinstance(width, (int, float)) or isinstance(width, bool) or not math.isfinite(width) or width <= 0:
+    if not _number(width) or not math.isfinite(width) or width <= 0:
         raise ValueError(f"bad width {width!r} (expected a positive number of pixels)")
     return Hint(frame=_frame(entry, meta), kind=kind, coords=_coords(entry, kind, meta),
                 rgb=_colour(entry["color"]), width=float(width))
@@ -168,7 +172,8 @@ def load_hints(path: str | Path, meta: VideoMeta | None = None) -> dict[int, lis
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"hints file {path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        raise InputError(f"hints file {path}: not valid JSON ({e.msg} at line {e.lineno}, "
+                         f"column {e.colno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("hints"), list):
         raise InputError(f"hints file {path}: expected an object {{\"hints\": [...]}}")
     out: dict[int, list[Hint]] = {}
@@ -198,7 +203,8 @@ def rasterize(hints: list[Hint], height: int, width: int, frame_height: int,
         xy = np.array([((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5) for x, y in hint.coords], np.float64)
         if hint.kind == "points":
             for x, y in xy:
-                canvas[min(max(int(math.floor(y + 0.5)), 0), height - 1), min(max(int(math.floor(x + 0.5)), 0), width - 1)] = colour
+                row = min(max(int(math.floor(y + 0.5)), 0), height - 1)
+                canvas[row, min(max(int(math.floor(x + 0.5)), 0), width - 1)] = colour
             continue
         if hint.kind == "polygon":
             pts = np.round(xy * (1 << shift)).astype(np.int32)
@@ -215,8 +221,10 @@ def _stroke(canvas: np.ndarray, xy: np.ndarray, radius: float, colour: tuple[flo
     height, width = canvas.shape[:2]
     segments = zip(xy[:-1], xy[1:]) if len(xy) > 1 else [(xy[0], xy[0])]
     for p, q in segments:
-        x0, x1 = max(int(np.floor(min(p[0], q[0]) - radius)), 0), min(int(np.ceil(max(p[0], q[0]) + radius)), width - 1)
-        y0, y1 = max(int(np.floor(min(p[1], q[1]) - radius)), 0), min(int(np.ceil(max(p[1], q[1]) + radius)), height - 1)
+        x0 = max(int(np.floor(min(p[0], q[0]) - radius)), 0)
+        x1 = min(int(np.ceil(max(p[0], q[0]) + radius)), width - 1)
+        y0 = max(int(np.floor(min(p[1], q[1]) - radius)), 0)
+        y1 = min(int(np.ceil(max(p[1], q[1]) + radius)), height - 1)
         if x0 > x1 or y0 > y1:
             continue
         yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1].astype(np.float64)
@@ -226,17 +234,20 @@ def _stroke(canvas: np.ndarray, xy: np.ndarray, radius: float, colour: tuple[flo
         canvas[y0:y1 + 1, x0:x1 + 1][near] = colour
 
 
-def spread(L: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor, prior_ab: torch.Tensor | None = None,
-           sigma: float = SIGMA, reach: float = REACH, adaptive: bool = ADAPTIVE, falloff: float = FALLOFF,
+def spread(L: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor,
+           prior_ab: torch.Tensor | None = None,
+           sigma: float = SIGMA, reach: float = REACH, falloff: float = FALLOFF,
            prior_sigma: float = PRIOR_SIGMA, max_iter: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
     """Spread hint chroma along the luminance of one frame (:func:`vidcolor.guides.solver.solve`).
 
     ``L`` ``(1, h, w)`` L* in [0, 100]; ``hint_ab`` ``(2, h, w)`` and ``hint_mask`` ``(1, h, w)`` as
     :func:`rasterize` makes them; ``prior_ab`` ``(2, h, w)`` the automatic colorizer's chroma or
-    None. With a prior, the residual ``hint - prior`` is spread and pulled to 0 away from the hints
-    (in a flat region it fades over about ``reach`` times the short side), so far from every hint
-    the result is the prior; without one, each pixel gets the hints' colours weighted by how
-    strongly it is tied to each. Returns (a*b* ``(2, h, w)``, confidence ``(1, h, w)`` in [0, 1]:
+    None. Each pixel is tied to each hint by the solve (the affinities on L*, and on the prior's
+    a*b* with ``prior_sigma`` > 0; the pull to 0 makes ties fade over about ``reach`` times the short
+    side in a flat region, far sooner across edges). Without a prior a pixel gets the hints' colours
+    weighted by its ties to them. With one, it gets the prior plus the same weighted mean of the
+    hints' corrections ``hint - prior``, scaled by ``confidence ** falloff``, so far from every hint
+    the result is the prior. Returns (a*b* ``(2, h, w)``, confidence ``(1, h, w)`` in [0, 1]:
     how strongly each pixel is tied to a hint, the same solve run on the mask)."""
     L = L.float()
     h, w = L.shape[-2:]
@@ -246,8 +257,8 @@ def spread(L: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor, prio
         return base, torch.zeros((1, h, w))
     mu = 1.0 / (reach * min(h, w)) ** 2
     target = hint_ab.float() if prior_ab is None else hint_ab.float() - prior_ab.float()
-    u = solver.solve(L, torch.cat([target, torch.ones_like(mask)]), mask, mu, sigma=sigma, adaptive=adaptive,
-              max_iter=max_iter, guide=prior_ab, guide_sigma=prior_sigma if prior_ab is not None else 0.0)
+    u = solver.solve(L, torch.cat([target, torch.ones_like(mask)]), mask, mu, sigma=sigma, max_iter=max_iter,
+                     guide=prior_ab, guide_sigma=prior_sigma if prior_ab is not None else 0.0)
     conf = u[2:].clamp(0, 1)
     # the hints' value (or correction) where the pixel is tied to them; where it is not (confidence at
     # the solver's rounding level, e.g. behind an edge) the ratio of two rounding errors is kept out
@@ -271,7 +282,9 @@ def apply_hints(L: torch.Tensor, hints: list[Hint], prior_ab: torch.Tensor | Non
     ab, conf = spread(L_small[0], hint_ab, mask, prior_small, **options)
     if small == (H, W):
         return ab, conf
-    up = lambda x: guided_upsample(x[None] / 110.0, L_small / 100.0, L[None].float() / 100.0)[0] * 110.0  # noqa: E731
+    def up(x: torch.Tensor) -> torch.Tensor:
+        return guided_upsample(x[None] / 110.0, L_small / 100.0, L[None].float() / 100.0)[0] * 110.0
+
     conf_full = resize(conf[None], (H, W))[0].clamp_(0, 1)
     if prior_ab is None:
         return up(ab), conf_full

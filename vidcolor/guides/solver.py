@@ -11,8 +11,8 @@ and a small term pulling every pixel to 0 (weight ``mu``):
 Its minimiser solves the sparse symmetric positive-definite system ``(D - W + diag(lam m + mu)) u =
 lam m v``, solved here matrix-free by conjugate gradients with a Jacobi (diagonal) preconditioner,
 all channels at once, starting from the solution at half size (recursively) upsampled. ``sigma``
-is either fixed (L* units) or, as in Levin et al., taken from the local variance of L around the
-two pixels (``adaptive``), never below ``sigma``.
+is fixed (L* units): Levin et al.'s sigma from the local variance of L lets colour through a
+sharp step, whose 3x3 windows have a large variance.
 
 Read as a random walk: ``u_r`` is the expected value the walk from ``r`` collects from the given
 pixels it reaches before it is stopped (probability ``mu`` per step, relative to the affinities), so
@@ -21,28 +21,20 @@ solving the mask itself gives how strongly each pixel is tied to a given pixel.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
 
-def affinities(L: np.ndarray, sigma: float, adaptive: bool = False, guide: np.ndarray | None = None,
+def affinities(L: np.ndarray, sigma: float, guide: np.ndarray | None = None,
                guide_sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``L`` ``(1, h, w)`` float32 L* -> the affinities between horizontal neighbours ``(1, h, w - 1)``
     and vertical neighbours ``(1, h - 1, w)``, in [0, 1] (below 1e-8 set to 0, no denormals). With
     ``guide`` ``(C, h, w)`` and ``guide_sigma`` > 0, its differences lower the affinity too:
     ``exp(-dL^2 / (2 sigma^2) - |d guide|^2 / (2 guide_sigma^2))``."""
-    if adaptive:  # Levin et al.: the variance of L in the 3x3 window, here shared by both pixels
-        mean = cv2.blur(L[0], (3, 3), borderType=cv2.BORDER_REFLECT)
-        var = cv2.blur(L[0] * L[0], (3, 3), borderType=cv2.BORDER_REFLECT) - mean * mean
-        var = np.maximum(var, sigma**2)[None]
-        vx = 0.5 * (var[..., :, 1:] + var[..., :, :-1])
-        vy = 0.5 * (var[..., 1:, :] + var[..., :-1, :])
-    else:
-        vx = vy = np.float32(sigma**2)
+    v = np.float32(sigma**2)
     dx = L[..., :, 1:] - L[..., :, :-1]
     dy = L[..., 1:, :] - L[..., :-1, :]
-    ex, ey = dx * dx / (2 * vx), dy * dy / (2 * vy)
+    ex, ey = dx * dx / (2 * v), dy * dy / (2 * v)
     if guide is not None and guide_sigma > 0:
         gx = guide[..., :, 1:] - guide[..., :, :-1]
         gy = guide[..., 1:, :] - guide[..., :-1, :]
@@ -111,7 +103,7 @@ def _grow(x: np.ndarray, L_coarse: np.ndarray, L: np.ndarray, sigma: float) -> n
 
 
 def solve(L: torch.Tensor, values: torch.Tensor, weight: torch.Tensor, mu: float, sigma: float = 4.0,
-          adaptive: bool = False, lam: float = 1000.0, tol: float = 1e-4, max_iter: int = 400,
+          lam: float = 1000.0, tol: float = 1e-4, max_iter: int = 400,
           min_size: int = 24, guide: torch.Tensor | None = None, guide_sigma: float = 0.0) -> torch.Tensor:
     """Minimise the energy above. ``L`` ``(1, h, w)`` L* in [0, 100]; ``values`` ``(C, h, w)`` the given
     values (read where ``weight`` > 0); ``weight`` ``(1, h, w)`` in [0, 1], the mask of given pixels;
@@ -121,13 +113,13 @@ def solve(L: torch.Tensor, values: torch.Tensor, weight: torch.Tensor, mu: float
     channel fell below ``tol`` times its start, or after ``max_iter`` iterations per level."""
     as_np = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
     g = as_np(guide) if guide is not None and guide_sigma > 0 else None
-    u, _ = solve_np(as_np(L), as_np(values), as_np(weight), mu, sigma, adaptive, lam, tol, max_iter, min_size,
-                    g, guide_sigma)
+    u, _ = solve_np(as_np(L), as_np(values), as_np(weight), mu, sigma, lam, tol, max_iter, min_size, g,
+                    guide_sigma)
     return torch.from_numpy(u)
 
 
-def solve_np(L: np.ndarray, values: np.ndarray, weight: np.ndarray, mu: float, sigma: float, adaptive: bool,
-             lam: float, tol: float, max_iter: int, min_size: int, guide: np.ndarray | None = None,
+def solve_np(L: np.ndarray, values: np.ndarray, weight: np.ndarray, mu: float, sigma: float, lam: float,
+             tol: float, max_iter: int, min_size: int, guide: np.ndarray | None = None,
              guide_sigma: float = 0.0) -> tuple[np.ndarray, list[int]]:
     """:func:`solve` on float32 arrays -> (u, the iterations of each level, coarsest first)."""
     h, w = L.shape[-2:]
@@ -137,10 +129,10 @@ def solve_np(L: np.ndarray, values: np.ndarray, weight: np.ndarray, mu: float, s
         v_small = _shrink(values * weight) / np.maximum(m_small, 1e-6)
         # a pixel at half size stands for four: the same reach needs four times the pull
         L_small = _shrink(L)
-        coarse, iters = solve_np(L_small, v_small, m_small, 4 * mu, sigma, adaptive, lam, tol, max_iter,
+        coarse, iters = solve_np(L_small, v_small, m_small, 4 * mu, sigma, lam, tol, max_iter,
                                  min_size, None if guide is None else _shrink(guide), guide_sigma)
         x0 = _grow(coarse, L_small, L, sigma)
-    wx, wy = affinities(L, sigma, adaptive, guide, guide_sigma)
+    wx, wy = affinities(L, sigma, guide, guide_sigma)
     c = (lam * weight + mu).astype(np.float32)
     diag = _degree(wx, wy, (h, w)) + c
     b = (lam * weight * values).astype(np.float32)
