@@ -176,7 +176,6 @@ def stream(input_path: str | Path, meta: VideoMeta, stages: list[Stage], device:
     stages' temporal state. With ``cut`` (``cut(i)``: the first boundary after frame ``i``), chunks
     are split at the boundaries and the stages drained at each one, so their state after a write
     that ends at a boundary is their state after that frame. ``progress(frames through, total)``."""
-    chunk_size = settings.chunk_size
     enc = settings.encoder
     plan = frame_plan(stages, device, enc.backend, enc.codec, enc.pix_fmt, meta)
     result = StreamResult()
@@ -187,6 +186,22 @@ def stream(input_path: str | Path, meta: VideoMeta, stages: list[Stage], device:
         for s in stages:
             if s.inspects_input:
                 s.inspect_input(sample)
+    prepared = [s for s in stages if s.prepares_input]
+    try:
+        for s in prepared:
+            s.prepare_input(input_path, meta, settings.allow_truncated)
+        _stream(input_path, meta, stages, device, settings, write, plan, result, start, end, warmup, cut, progress)
+    finally:
+        for s in prepared:
+            s.release()
+    return result
+
+
+def _stream(input_path: str | Path, meta: VideoMeta, stages: list[Stage], device: torch.device, settings: RunSettings,
+            write: WriteFn, plan: Any, result: StreamResult, start: int, end: int | None, warmup: int,
+            cut: Callable[[int], int] | None, progress: ProgressFn | None) -> None:
+    """The decode -> stages -> write loop of :func:`stream`, after the stages' preparations."""
+    chunk_size = settings.chunk_size
     with VideoReader(input_path, meta=meta, start_frame=max(0, start - warmup), queue_size=2 * chunk_size,
                      grey=plan.grey, allow_truncated=settings.allow_truncated) as reader, \
             torch.inference_mode(), intra_op_threads(stages, device):
@@ -214,4 +229,3 @@ def stream(input_path: str | Path, meta: VideoMeta, stages: list[Stage], device:
                     progress(out.index + len(out), meta.frame_count)
     result.reader_warnings = list(reader.warnings)
     result.stage_warnings = stage_warnings(stages)
-    return result

@@ -21,7 +21,8 @@ from vidcolor.styles import Style, get_style
 
 ENCODERS = ("pyav", "ffmpeg")
 # The stage overrides the CLI sets (``--lut``, ``--temporal``...): the keys of ``StageContext.overrides``.
-OVERRIDE_OPTIONS = ("lut", "temporal", "flow", "render_size", "weights", "precision", "compile", "keep_color")
+OVERRIDE_OPTIONS = ("lut", "temporal", "flow", "render_size", "weights", "precision", "compile", "keep_color",
+                    "keyframes", "hints")
 
 
 class FrozenMap(Mapping):

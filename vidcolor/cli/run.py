@@ -54,6 +54,13 @@ def make_progress(quiet: bool):
               help="Write crash-safe segments next to OUTPUT; rerun the same command to resume after a crash "
                    "[default: on for inputs of 10 minutes or more].")
 @click.option("--fresh", is_flag=True, help="Discard the work folder of an earlier resumable run and start over.")
+@click.option("--keyframes", type=click.Path(exists=True, path_type=str),
+              help="Colorize styles: a folder of colour keyframes named by frame number (000120.png) or timecode "
+                   "(00-01-23.040.png), or a TOML map; their colour is carried through each shot (see "
+                   "`vidcolor keyframes`).")
+@click.option("--hints", type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Colorize styles: a JSON file of colour points, scribbles and polygons on frames, spread along "
+                   "luminance edges and carried through each shot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @handle_errors
 def run(input_path: str, output_path: str | None, as_json: bool, **options: Any) -> None:
@@ -64,6 +71,7 @@ def run(input_path: str, output_path: str | None, as_json: bool, **options: Any)
       vidcolor run old_film.mp4 --style noir
       vidcolor run clip.mov --style lut --lut look.cube -o graded.mov
       vidcolor run clip.mp4 --style sepia --codec libx265 --crf 22 -e preset=slow
+      vidcolor run film.mp4 --style colorize --keyframes film.keyframes/
     """
     from vidcolor.pipelines.run import run as run_video
 

@@ -166,12 +166,23 @@ class EffUNetColorizer(nn.Module):
     # -- inference -------------------------------------------------------------------------------------
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` model-space L -> ``(N, Q, H / out_stride, W / out_stride)`` bin logits."""
+        return self._head_and_features(x)[0]
+
+    def _head_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Bin logits, the decoder's map at stride 4 and the encoder's at stride 8."""
         rgb = (x * self.in_scale + self.in_shift).expand(-1, 3, -1, -1)
         f2, f4, f8, f16, f32 = self.features(rgb)
-        y = self.up4(self.up8(self.up16(f32, f16), f8), f4)
-        if self.up2 is not None:
-            y = self.up2(y, f2)
-        return self.head(y)
+        y4 = self.up4(self.up8(self.up16(f32, f16), f8), f4)
+        y = self.up2(y4, f2) if self.up2 is not None else y4
+        return self.head(y), y4, f8
+
+    def ab_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(x)`` and, for exemplar matching (``vidcolor.guides.propagate``), features at stride 4:
+        the decoder's map and the encoder's stride-8 map, each unit-normalised per pixel, concatenated."""
+        z, y4, f8 = self._head_and_features(x)
+        f8 = F.interpolate(f8.float(), size=y4.shape[-2:], mode="bilinear", align_corners=False)
+        feats = torch.cat([F.normalize(y4.float(), dim=1), F.normalize(f8, dim=1)], dim=1)
+        return self.decode(z, tuple(x.shape[-2:])), feats
 
     def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's maps at strides 2 to 32; while training, the frozen stem and blocks run without

@@ -217,6 +217,16 @@ class Stage:
         """Decoded frames sampled across the input, ``(N, H, W, 3)`` uint8 RGB (numpy), when
         ``inspects_input``; called before the first chunk. Default: nothing."""
 
+    prepares_input: ClassVar[bool] = False
+
+    def prepare_input(self, path: Any, meta: Any, allow_truncated: bool = False) -> None:
+        """When ``prepares_input``: the run calls this with the input's path and ``VideoMeta`` before
+        decoding (a pass of its own over the film, e.g. the planning pass of guided colorization), and
+        ``release`` when it ends, also on failure. Default: nothing."""
+
+    def release(self) -> None:
+        """Remove what ``prepare_input`` made (temporary files). Default: nothing."""
+
     def phases(self) -> list[Stage] | None:
         """The stage as consecutive pipeline steps (``pipelines.overlap.run_stages`` gives each a
         thread) with the same output as ``process``; None: the stage runs as one step."""

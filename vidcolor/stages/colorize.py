@@ -34,6 +34,7 @@ import torch
 
 from vidcolor.color import lab_to_rgb_keep_lightness, lightness_8bit, rgb_to_lightness
 from vidcolor.errors import WeightsError
+from vidcolor.guides.runner import GuidedChroma, model_outputs
 from vidcolor.models.pretrained import load_pretrained
 from vidcolor.ops import agreement_average, guided_upsample
 from vidcolor.models.runtime import (PRECISIONS, batches, pick_device, prepare_model, resize,
@@ -62,6 +63,8 @@ class ColorizeOptions(StageOptions):
     flip_tta: bool = option(False, bool)
     tta_sigma: float = option(0.2, float, 0, 10)
     keep_color: bool = option(False, bool)
+    keyframes: str = option("", str)
+    hints: str = option("", str)
 
 
 @register_stage("colorize")
@@ -82,6 +85,9 @@ class Colorize(Stage):
     ``keep_color``: frames of shots whose input has colour come out as they came in, the others are
     colorized (decided per shot: :class:`~vidcolor.stages.keep_color.ShotColour`); the stage then
     takes RGB frames, not luma. Without it, an input with colour gets a warning (``inspect_input``).
+    ``keyframes`` (a folder or TOML map of colour images) and ``hints`` (a JSON file): colour carried
+    through each shot (:class:`vidcolor.guides.runner.GuidedChroma`; a planning pass first, see
+    ``prepare_input``); the automatic colour where no guide reaches.
     Reads ``ctx.overrides`` keys ``weights``, ``render_size``, ``precision``, ``compile``, ``keep_color``, and
     ``temporal`` and ``flow`` when the style's table sets ``temporal`` (then this stage is the
     style's stabilizer); device from ``ctx.device``.
@@ -89,7 +95,7 @@ class Colorize(Stage):
 
     Options: ClassVar[type[StageOptions]] = ColorizeOptions
     overrides: ClassVar[frozenset[str]] = frozenset({"weights", "render_size", "precision", "compile",
-                                                     "keep_color", "temporal", "flow"})
+                                                     "keep_color", "temporal", "flow", "keyframes", "hints"})
 
     @classmethod
     def reads_overrides(cls, table: dict[str, Any]) -> frozenset[str]:
@@ -103,11 +109,13 @@ class Colorize(Stage):
     def __init__(self, weights: str = "colorize", render_size: int = 256, guided: bool = True, batch_size: int = 4,
                  precision: str = "auto", device: str | torch.device | None = "cpu",
                  compile: bool = False, temporal: float = 0.0, flow: str = "auto", scene_cut: float = 0.35,
-                 photo_tol: float = 0.05, flip_tta: bool = False, tta_sigma: float = 0.2, keep_color: bool = False):
+                 photo_tol: float = 0.05, flip_tta: bool = False, tta_sigma: float = 0.2, keep_color: bool = False,
+                 keyframes: str = "", hints: str = ""):
         self.options = ColorizeOptions(weights=str(weights), render_size=render_size, guided=guided,
                                        batch_size=batch_size, precision=precision, compile=compile,
                                        temporal=temporal, flow=flow, scene_cut=scene_cut, photo_tol=photo_tol,
-                                       flip_tta=flip_tta, tta_sigma=tta_sigma, keep_color=keep_color)
+                                       flip_tta=flip_tta, tta_sigma=tta_sigma, keep_color=keep_color,
+                                       keyframes=str(keyframes), hints=str(hints))
         self.compile = bool(compile)
         self.device = pick_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -131,6 +139,7 @@ class Colorize(Stage):
             self.stabilizer = Stabilize(strength=self.temporal, flow=flow, mode="ab", scene_cut=scene_cut,
                                         photo_tol=photo_tol, device=self.device, threads=0)
         self.keep = ShotColour(flow, scene_cut, photo_tol, self.device) if keep_color else None
+        self.guide = GuidedChroma.for_stage(self, keyframes, hints, flow, scene_cut) if keyframes or hints else None
 
     @classmethod
     def from_options(cls, options: StageOptions, ctx: StageContext) -> Colorize:
@@ -150,17 +159,34 @@ class Colorize(Stage):
         small_size = working_size(L.shape[-2], L.shape[-1], self.render_size)
         L_small = resize(L, small_size)
         x = (L_small - self.l_center) / self.l_scale
+        feats = None  # the model's features, for guides (vidcolor.guides.runner)
         if self.flip_tta:  # the frame and its mirror image in one batch
             both = run_padded(self.model, torch.cat([x, x.flip(-1)]), self.multiple, self.dtype)
             self._check_channels(both)
             out = agreement_average(both[:len(x)], both[len(x):].flip(-1), self.tta_sigma)
+        elif self.guide is not None and self.guide.feature_fn and index is not None and self.guide.guided(index, len(x)):
+            out, feats = model_outputs(self.model, x, self.multiple, self.dtype)
         else:
             out = run_padded(self.model, x, self.multiple, self.dtype)
             self._check_channels(out)
         out = out.float().contiguous()
         if self.stabilizer is not None and index is not None:
             self.stabilizer.blend_values((L_small / 100.0).clamp_(0, 1), out, index)
-        return out.mul_(self.ab_scale), L_small  # at working size: both upsamplings are linear in it
+        out.mul_(self.ab_scale)  # at working size: both upsamplings are linear in it
+        if self.guide is not None and index is not None:
+            out = self.guide.apply(out, L_small, index, feats)
+        return out, L_small
+
+    @property
+    def prepares_input(self) -> bool:  # with keyframes or hints: the planning pass before the first chunk
+        return self.guide is not None
+
+    def prepare_input(self, path: Any, meta: Any, allow_truncated: bool = False) -> None:
+        self.guide.prepare(path, meta, allow_truncated)
+
+    def release(self) -> None:
+        if self.guide is not None:
+            self.guide.close()
 
     def _check_channels(self, out: torch.Tensor) -> None:
         if out.shape[1] != 2:
@@ -202,7 +228,9 @@ class Colorize(Stage):
         the model and the stabilizer (in frame order), then the full- or half-size rendering of the
         chunk before. Only for luma input (``_process_grey``); the same frames as ``process``."""
         self._pending = collections.deque()  # predicted chunks waiting for their rendering
-        return [_Phase(self, "predict", self._pending), _Phase(self, "render", self._pending)]
+        from vidcolor.stages.phases import ColorizePhase
+
+        return [ColorizePhase(self, "predict", self._pending), ColorizePhase(self, "render", self._pending)]
 
     @torch.inference_mode()
     def process(self, chunk: Chunk) -> Chunk:
@@ -328,15 +356,22 @@ class Colorize(Stage):
             self.stabilizer.reset()
         if self.keep is not None:
             self.keep.reset()
+        if self.guide is not None:
+            self.guide.reset()
 
     def state_dict(self) -> dict[str, Any]:
         state = self.stabilizer.state_dict() if self.stabilizer is not None else {}
-        return {**state, **self.keep.state_dict()} if self.keep is not None else state
+        for part in (self.keep, self.guide):
+            state.update(part.state_dict() if part is not None else {})
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.keep is not None:
             self.keep.load_state_dict(state)
             state = ShotColour.split(state)
+        if self.guide is not None:
+            self.guide.load_state_dict(state)
+            state = self.guide.split(state)
         if self.stabilizer is not None:
             self.stabilizer.load_state_dict(state)
         else:
@@ -346,34 +381,9 @@ class Colorize(Stage):
         d = {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
              "render_size": self.render_size, "guided": self.guided, "precision": self.precision,
              "compile": self.compile, "flip_tta": self.flip_tta, "tta_sigma": self.tta_sigma,
-             "keep_color": self.keep is not None,
+             "keep_color": self.keep is not None, "keyframes": self.options.keyframes, "hints": self.options.hints,
              "source_sha256": self.config.get("meta", {}).get("source_sha256"),
              "weights_sha256": self.config.get("meta", {}).get("weights_sha256")}
         if self.stabilizer is not None:
             d["temporal"] = {k: v for k, v in self.stabilizer.describe().items() if k != "stage"}
         return d
-
-
-class _Phase(Stage):
-    """One step of a Colorize stage split for pipelining (:meth:`Colorize.phases`): ``predict``
-    leaves its result in the parent's queue (chunks arrive in order, one thread per step), ``render``
-    takes it. Chunks that are not luma go through the parent's ``process`` in the render step."""
-
-    def __init__(self, parent: Colorize, step: str, pending: collections.deque) -> None:
-        self.parent, self.step, self.pending = parent, step, pending
-        self.name = f"colorize:{step}"
-
-    @torch.inference_mode()
-    def process(self, chunk: Chunk) -> Chunk:
-        p, x = self.parent, chunk.frames
-        luma = x.dtype == torch.uint8 and x.shape[1] == 1
-        if self.step == "predict":
-            if luma:
-                self.pending.append((chunk.index, p.predict_grey(x, chunk.index)))
-            return chunk
-        if not luma:
-            return p.process(chunk)
-        index, parts = self.pending.popleft()
-        if index != chunk.index:
-            raise RuntimeError(f"colorize phases out of step: predicted chunk {index}, rendering {chunk.index}")
-        return chunk.with_frames(p.render_grey(x, chunk.yuv, *parts, split=False))

@@ -269,7 +269,7 @@ class Stabilize(Stage):
         small = [cv2.resize(g, (size[1], size[0]), interpolation=cv2.INTER_AREA) for g in grey[:, 0].numpy()]
         return torch.from_numpy(np.stack(small)).unsqueeze(1)
 
-    def _confidence(self, cur: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def confidence(self, cur: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Working-size flow t->t-1 (N, 2, h, w), confidence (N, 1, h, w) in [0, 1], cut score (N,)."""
         fw = self.flow(cur, prev)   # t -> t-1: warp(prev, fw) ~= cur
         bw = self.flow(prev, cur)   # t-1 -> t
@@ -348,7 +348,7 @@ class Stabilize(Stage):
         prev_greys = torch.cat([self._prev_grey[None].to(dev), grey[:-1]]) if self._prev_grey is not None else grey[:-1]
         first = 0 if self._prev_grey is not None else 1  # first frame of the chunk with a past
         if n - first > 0:
-            fw, conf, cut_score = self._confidence(grey[first:], prev_greys)
+            fw, conf, cut_score = self.confidence(grey[first:], prev_greys)
             cuts = (cut_score > self.scene_cut).tolist()
         else:
             cuts = []

@@ -1,0 +1,225 @@
+"""The planning pass of a guided run: shots, guides, and the backward carriers, spooled to disk.
+
+Before the main pass decodes the film for the colorizer, :func:`build_plan` decodes its luma once
+(:func:`vidcolor.guides.shots.scan_lightness`, at the colorizer's working size) and:
+
+- finds the shots (:class:`~vidcolor.guides.shots.CutDetector`): guides never cross a cut;
+- turns each keyframe image into a guide: its a*b* at the working size (its own lightness is not
+  used), checked against the film: a keyframe whose lightness does not correlate with its frame's
+  (a wrong number, another shot) is an ``InputError`` naming the file and the best-matching frame;
+- turns each hinted frame into a guide (:func:`vidcolor.guides.hints.spread`, hints alone: the
+  main pass re-spreads them over the automatic colour at that frame);
+- carries each guide *backward* to the previous guide or the start of its shot
+  (:class:`~vidcolor.guides.propagate.Carrier`), which needs the frames before the guide: their
+  working-size L* is spooled to a file while the open stretch lasts, and the carried a*b* and
+  confidence of every frame are written to a second file (3 bytes a pixel), which the main pass
+  reads frame by frame (:meth:`GuidePlan.backward`). Memory stays that of a few working-size
+  frames whatever the length of the film; disk holds the stretches that end at a guide. Both files
+  live in a temporary folder that :meth:`GuidePlan.close` removes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidcolor.color import rgb_to_lab
+from vidcolor.errors import InputError
+from vidcolor.guides.keyframes import Keyframe, read_keyframe
+from vidcolor.guides.propagate import Carrier, flow_test
+from vidcolor.guides.shots import CutDetector, scan_lightness
+from vidcolor.io.probe import VideoMeta
+from vidcolor.models.runtime import working_size
+
+MATCH_SIZE = 48        # short side of the thumbnails keyframes are matched on
+MIN_CORRELATION = 0.8  # lightness correlation a keyframe needs with its frame
+ASPECT_TOL = 0.02      # relative difference of aspect ratio a keyframe image may have
+
+
+@dataclass
+class Guide:
+    """Colour given for one frame at the working size: ``ab`` ``(2, h, w)``, ``conf`` ``(1, h, w)``,
+    ``L`` ``(1, h, w)`` the film frame's L* (for the exemplar features), ``hints`` (a hinted frame's
+    entries, re-spread in the main pass), ``name`` for messages."""
+
+    frame: int
+    ab: torch.Tensor
+    conf: torch.Tensor
+    name: str
+    L: torch.Tensor | None = None
+    hints: list = field(default_factory=list)
+
+
+def keyframe_guide(kf: Keyframe, size: tuple[int, int], frame_shape: tuple[int, int]) -> tuple[Guide, torch.Tensor]:
+    """The guide of a keyframe image and the image's own L* ``(1, h, w)`` (for the check)."""
+    import cv2
+
+    img = read_keyframe(kf.path)
+    (fh, fw), (ih, iw) = frame_shape, img.shape[:2]
+    if abs(iw / ih - fw / fh) > ASPECT_TOL * fw / fh:
+        raise InputError(f"{kf.path}: {iw}x{ih} does not have the film's aspect ratio ({fw}x{fh})")
+    small = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    lab = rgb_to_lab(torch.from_numpy(small).permute(2, 0, 1).float().div_(255)[None])[0]
+    return Guide(kf.frame, lab[1:].contiguous(), torch.ones(1, *size), kf.path.name), lab[:1].contiguous()
+
+
+def _thumb(L: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) L* -> (N, P) zero-mean unit-norm thumbnails (correlation = dot product)."""
+    x = F.interpolate(L.float(), size=working_size(L.shape[-2], L.shape[-1], MATCH_SIZE), mode="area").flatten(1)
+    x = x - x.mean(1, keepdim=True)
+    return x / x.norm(dim=1, keepdim=True).clamp(min=1e-6)
+
+
+class _Spool:
+    """Fixed-size records appended to a file and read back by number."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype = path, shape, np.dtype(dtype)
+        self.size = int(np.prod(shape)) * self.dtype.itemsize
+        self.file = open(path, "w+b")  # noqa: SIM115  (closed by close())
+        self.count = 0
+
+    def append(self, record: np.ndarray) -> int:
+        self.file.seek(self.count * self.size)
+        self.file.write(np.ascontiguousarray(record, self.dtype).tobytes())
+        self.count += 1
+        return self.count - 1
+
+    def read(self, slot: int) -> np.ndarray:
+        data = os.pread(self.file.fileno(), self.size, slot * self.size)
+        return np.frombuffer(data, self.dtype).reshape(self.shape)
+
+    def clear(self) -> None:
+        self.file.truncate(0)
+        self.count = 0
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class GuidePlan:
+    """What the main pass needs: ``shot_starts`` (sorted), ``guides`` by frame, the backward carriers
+    (:meth:`backward`), the working ``size``. ``close()`` removes the spool folder."""
+
+    def __init__(self, size: tuple[int, int], folder: Path) -> None:
+        self.size, self.folder = size, folder
+        self.shot_starts: list[int] = []
+        self.guides: dict[int, Guide] = {}
+        self._slots: dict[int, tuple[int, int]] = {}  # frame -> (record, guide frame)
+        h, w = size
+        self._carried = _Spool(folder / "carried.bin", (3, h, w), np.int8)
+        self._lightness = _Spool(folder / "lightness.bin", (h, w), np.uint8)
+
+    def shot_start(self, index: int) -> int:
+        """The first frame of the shot of frame ``index``."""
+        import bisect
+
+        return self.shot_starts[max(bisect.bisect_right(self.shot_starts, index) - 1, 0)]
+
+    def shot_guides(self, index: int) -> list[int]:
+        """The guide frames of the shot of frame ``index``, sorted."""
+        import bisect
+
+        start = self.shot_start(index)
+        nxt = bisect.bisect_right(self.shot_starts, index)
+        end = self.shot_starts[nxt] if nxt < len(self.shot_starts) else None
+        return [g for g in sorted(self.guides) if g >= start and (end is None or g < end)]
+
+    def backward(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        """``(ab (2, h, w), conf (1, h, w), guide frame)`` carried back to frame ``index`` from the next
+        guide of its shot, or None."""
+        slot = self._slots.get(index)
+        if slot is None:
+            return None
+        rec = torch.from_numpy(self._carried.read(slot[0]).astype(np.float32))
+        return rec[:2], rec[2:].div_(127.0), slot[1]
+
+    def _carry_back(self, guide: Guide, L_guide: torch.Tensor, first: int, test) -> None:
+        """Carry ``guide`` back over the spooled frames ``first .. guide.frame - 1``."""
+        carrier = Carrier(guide.ab.clone(), guide.conf.clone(), L_guide, guide.frame)
+        for k in range(self._lightness.count - 2, -1, -1):  # the last record is the guide's own frame
+            L = torch.from_numpy(self._lightness.read(k).astype(np.float32) / 2.55)[None]
+            carrier.step(test, L)
+            rec = torch.cat([carrier.ab.round().clamp(-127, 127), (carrier.conf * 127).round()])
+            self._slots[first + k] = (self._carried.append(rec.to(torch.int8).numpy()), guide.frame)
+
+    def close(self) -> None:
+        self._carried.close()
+        self._lightness.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def build_plan(path: str | Path, meta: VideoMeta, render_size: int, keyframes: list[Keyframe],
+               hints: dict[int, list] | None = None, flow: str = "dis", scene_cut: float = 0.35,
+               allow_truncated: bool = False, spool_dir: str | Path | None = None,
+               progress: Callable[[int], None] | None = None) -> GuidePlan:
+    """Scan the film once and plan its guides (module doc). ``spool_dir``: where the temporary
+    folder goes (default: the system's temporary folder)."""
+    from vidcolor.guides.hints import rasterize, spread
+
+    hints = hints or {}
+    frame_shape = (meta.display_height, meta.display_width)
+    size = working_size(*frame_shape, render_size)
+    folder = Path(tempfile.mkdtemp(prefix="vidcolor-guides-", dir=spool_dir))
+    plan = GuidePlan(size, folder)
+    try:
+        pending = {}
+        for kf in keyframes:
+            guide, L_img = keyframe_guide(kf, size, frame_shape)
+            pending[kf.frame] = (guide, _thumb(L_img[None])[0])
+        best = {f: (-2.0, -1) for f in pending}   # keyframe -> (best correlation, its frame)
+        own = {}                                   # keyframe -> correlation with its own frame
+        cuts, test = CutDetector(flow, scene_cut), flow_test(flow)
+        seg_first = 0
+        for index, L_small, _ in scan_lightness(path, meta, render_size, allow_truncated=allow_truncated):
+            starts = cuts.feed(L_small, index)
+            thumbs = _thumb(L_small) if pending else None
+            for k in range(len(L_small)):
+                i = index + k
+                for f, (_, t) in pending.items():
+                    c = float(thumbs[k] @ t)
+                    if c > best[f][0]:
+                        best[f] = (c, i)
+                    if f == i:
+                        own[f] = c
+                if starts[k]:
+                    plan.shot_starts.append(i)
+                    plan._lightness.clear()
+                    seg_first = i
+                plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+                guide = pending[i][0] if i in pending else None
+                if i in hints:
+                    h_ab, mask = rasterize(hints[i], size[0], size[1], *frame_shape)
+                    ab, conf = spread(L_small[k], h_ab, mask)
+                    guide = guide or Guide(i, ab, conf, f"hints of frame {i}")
+                    guide.hints = hints[i]
+                if guide is not None:
+                    guide.L = L_small[k].clone()
+                    plan.guides[i] = guide
+                    plan._carry_back(guide, L_small[k], seg_first, test)
+                    plan._lightness.clear()
+                    plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+                    seg_first = i
+            if progress is not None:
+                progress(index + len(L_small))
+        for kf in keyframes:
+            f = kf.frame
+            if f not in own:
+                raise InputError(f"{kf.path}: keyframe for frame {f}, but the film ends before it")
+            if own[f] < MIN_CORRELATION:
+                c, at = best[f]
+                raise InputError(f"{kf.path}: does not match frame {f} (lightness correlation {own[f]:.2f}, needs "
+                                 f"{MIN_CORRELATION}); the best-matching frame is {at} ({c:.2f})")
+        plan._lightness.clear()
+        return plan
+    except BaseException:
+        plan.close()
+        raise
