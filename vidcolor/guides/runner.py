@@ -51,6 +51,8 @@ class GuidedChroma:
         self.frame_shape = (0, 0)
         self.reset()
 
+    model_outputs = staticmethod(model_outputs)
+
     @classmethod
     def for_stage(cls, stage: Any, keyframes: str, hints: str, flow: str, scene_cut: float) -> GuidedChroma:
         """The guides of a Colorize ``stage``, with exemplar colour from its model's features when the

@@ -34,7 +34,6 @@ import torch
 
 from vidcolor.color import lab_to_rgb_keep_lightness, lightness_8bit, rgb_to_lightness
 from vidcolor.errors import WeightsError
-from vidcolor.guides.runner import GuidedChroma, model_outputs
 from vidcolor.models.pretrained import load_pretrained
 from vidcolor.ops import agreement_average, guided_upsample
 from vidcolor.models.runtime import (PRECISIONS, batches, pick_device, prepare_model, resize,
@@ -139,7 +138,11 @@ class Colorize(Stage):
             self.stabilizer = Stabilize(strength=self.temporal, flow=flow, mode="ab", scene_cut=scene_cut,
                                         photo_tol=photo_tol, device=self.device, threads=0)
         self.keep = ShotColour(flow, scene_cut, photo_tol, self.device) if keep_color else None
-        self.guide = GuidedChroma.for_stage(self, keyframes, hints, flow, scene_cut) if keyframes or hints else None
+        self.guide = None
+        if keyframes or hints:  # (imported here: vidcolor.guides imports the stages package)
+            from vidcolor.guides.runner import GuidedChroma
+
+            self.guide = GuidedChroma.for_stage(self, keyframes, hints, flow, scene_cut)
 
     @classmethod
     def from_options(cls, options: StageOptions, ctx: StageContext) -> Colorize:
@@ -165,7 +168,7 @@ class Colorize(Stage):
             self._check_channels(both)
             out = agreement_average(both[:len(x)], both[len(x):].flip(-1), self.tta_sigma)
         elif self.guide is not None and self.guide.feature_fn and index is not None and self.guide.guided(index, len(x)):
-            out, feats = model_outputs(self.model, x, self.multiple, self.dtype)
+            out, feats = self.guide.model_outputs(self.model, x, self.multiple, self.dtype)
         else:
             out = run_padded(self.model, x, self.multiple, self.dtype)
             self._check_channels(out)
