@@ -7,7 +7,10 @@
 2. lock the output folder (one batch at a time), load its manifest (``manifest.py``) and remove the
    ``.part`` files a killed run left for any of our outputs;
 3. plan: an input that is ``done`` with the same settings, unchanged (size, mtime, fingerprint) and
-   whose output still exists is skipped; every other one is marked ``pending``;
+   whose output still exists is skipped; every other one is marked ``pending``. An input with a
+   ``NAME.keyframes/`` folder beside it (``vidcolor keyframes`` makes one) is colorized with those
+   keyframes when the style reads them (:func:`keyframes_beside`); the folder's file names, sizes and
+   times are part of the input's fingerprint, so repainted keyframes redo the file;
 4. execute the pending inputs with an executor (``LocalExecutor``: worker processes; or
    ``ray_executor.RayExecutor``), saving the manifest after each result: ``done`` or ``failed`` with
    its one-line reason (a bad file never stops the batch);
@@ -23,6 +26,7 @@ SIGTERM) stops the workers, which remove their ``.part`` files, saves the manife
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import signal
 import time
@@ -35,8 +39,8 @@ from vidcolor.errors import InputError
 from vidcolor.io.containers import part_path, remove_part, work_dir_path
 from vidcolor.settings import RunSettings, make_settings
 
-from .executor import Executor, FileResult, FileTask, LocalExecutor, raise_interrupted
 from .manifest import MANIFEST_NAME, BatchManifest, Entry, fingerprint, settings_hash
+from .executor import Executor, FileResult, FileTask, LocalExecutor, raise_interrupted
 from .paths import KEEP_EXTENSIONS
 
 DEFAULT_PATTERNS = ("*.mp4,*.mov,*.mkv,*.m4v,*.avi,*.webm,*.mpg,*.mpeg,*.ts,*.mts,*.m2ts,*.wmv,*.flv,*.3gp,"
@@ -45,6 +49,25 @@ LOCK_NAME = ".vidcolor-batch.lock"
 
 
 # -- finding inputs ---------------------------------------------------------------------------------------
+def keyframes_beside(path: Path, settings: RunSettings) -> tuple[RunSettings, str]:
+    """``settings`` for input ``path`` with the keyframes of the folder ``NAME.keyframes/`` beside it
+    (when it exists, the settings name no keyframes of their own and the style reads them), and a
+    fingerprint of that folder's files ("" without one)."""
+    from vidcolor.settings import FrozenMap
+
+    folder = path.with_suffix(".keyframes")
+    if not folder.is_dir() or settings.overrides.get("keyframes"):
+        return settings, ""
+    overrides = FrozenMap({**settings.overrides, "keyframes": str(folder.resolve())})
+    try:
+        settings.style.check(overrides)
+    except InputError:  # the style has no colorize stage: the folder is not for it
+        return settings, ""
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
+    digest = hashlib.sha256(repr(files).encode()).hexdigest()[:16]
+    return replace(settings, overrides=overrides), f"+keyframes:{digest}"
+
+
 def find_inputs(input_dir: Path, patterns: str, recursive: bool, exclude: Path | None = None) -> list[Path]:
     """Files under ``input_dir`` whose name matches one of the comma-separated ``patterns``
     (case-insensitive), sorted; hidden files and folders and the ``exclude`` folder are skipped."""
@@ -220,8 +243,9 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, setti
             old = manifest.files.get(key)
             try:
                 st = path.stat()
+                file_settings, kf_print = keyframes_beside(path, settings)
                 new = Entry(output=outputs[key], size=st.st_size, mtime_ns=st.st_mtime_ns,
-                            fingerprint=fingerprint(path, st.st_size), settings_hash=shash)
+                            fingerprint=fingerprint(path, st.st_size) + kf_print, settings_hash=shash)
             except OSError as exc:
                 files[key] = Entry(output=outputs[key], size=0, mtime_ns=0, fingerprint="", settings_hash=shash,
                                    status="failed", error=f"{path}: cannot read ({exc.strerror or exc})")
@@ -232,7 +256,7 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, setti
                 rows[key] = FileRow(key, old.output, "skipped", frames=old.frames, seconds=old.seconds)
                 continue
             files[key] = new
-            tasks.append(FileTask(key, str(path.resolve()), str((dst / outputs[key]).resolve()), settings))
+            tasks.append(FileTask(key, str(path.resolve()), str((dst / outputs[key]).resolve()), file_settings))
         manifest.files = files  # inputs that disappeared drop out; their outputs stay
         manifest.save()
         # 4. execute
