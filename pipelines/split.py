@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from vidcolor.errors import InputError
 from vidcolor.io.probe import VideoMeta, probe
 from vidcolor.settings import RunSettings, make_settings
 from vidcolor.styles import Style
@@ -96,6 +97,10 @@ def plan_split_run(input_path: str | os.PathLike, output_path: str | os.PathLike
     boundaries (``jobs`` ranges; None: one job per segment)."""
     started = time.perf_counter()
     settings = make_settings(settings, **options)
+    if settings.overrides.get("keyframes") or settings.overrides.get("hints"):
+        # guides are carried from any earlier frame of a shot, which a job's short warm-up cannot replay
+        raise InputError("guided colorization (keyframes, hints) runs a film in one piece: it cannot be split "
+                         "into parallel segments")
     meta = probe(input_path)
     output = output_for(input_path, output_path, settings)
     chunk_size = settings.chunk_size

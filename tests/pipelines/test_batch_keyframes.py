@@ -54,3 +54,15 @@ def test_keyframes_folder_beside_an_input_is_used_and_fingerprinted(tmp_path: Pa
     os.utime(png, ns=(png.stat().st_atime_ns, png.stat().st_mtime_ns + 10**9))  # a repainted keyframe
     redo = run_batch(src, out, settings, executor=LocalExecutor(jobs=1))
     assert redo.counts == {**redo.counts, "done": 1, "skipped": 1}
+
+
+def test_guided_runs_are_not_split_into_parallel_segments(tmp_path: Path) -> None:
+    import pytest
+
+    from vidcolor.errors import InputError
+    from vidcolor.pipelines.split import plan_split_run
+
+    clip = make_clip(tmp_path / "c.mp4", frames=6, audio=False)
+    (tmp_path / "kf").mkdir()
+    with pytest.raises(InputError, match="cannot be split"):
+        plan_split_run(clip, tmp_path / "o.mp4", "colorize", keyframes=str(tmp_path / "kf"), jobs=2)
