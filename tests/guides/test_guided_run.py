@@ -211,9 +211,9 @@ def test_the_spool_folder_is_removed_after_success_failure_and_ctrl_c(film, tmp_
     seen: list[int] = []
     real = GuidedChroma.apply
 
-    def spying(self, ab, L_small, index, features=None):
+    def spying(self, *args, **kwargs):
         seen.append(len(spool_folders(temp_dir)))  # the main pass runs with the plan on disk
-        return real(self, ab, L_small, index, features)
+        return real(self, *args, **kwargs)
 
     monkeypatch.setattr(GuidedChroma, "apply", spying)
     guided(src, tmp_path / "ok.mkv", keyframes=str(kf.parent))
@@ -223,11 +223,11 @@ def test_the_spool_folder_is_removed_after_success_failure_and_ctrl_c(film, tmp_
     for exc in (RuntimeError("injected failure"), KeyboardInterrupt()):
         seen.clear()
 
-        def failing(self, ab, L_small, index, features=None, exc=exc):
+        def failing(self, ab, L_small, index, *args, exc=exc, **kwargs):
             seen.append(len(spool_folders(temp_dir)))
             if index >= 8:
                 raise exc
-            return real(self, ab, L_small, index, features)
+            return real(self, ab, L_small, index, *args, **kwargs)
 
         monkeypatch.setattr(GuidedChroma, "apply", failing)
         out = tmp_path / f"{type(exc).__name__}.mkv"
