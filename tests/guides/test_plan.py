@@ -133,3 +133,20 @@ def test_a_hinted_frame_is_a_guide_carried_back(clip, tmp_path) -> None:
         assert float(torch.median(b)) < -40  # blue over the whole frame
     finally:
         plan.close()
+
+
+def test_frames_after_the_last_guide_are_not_spooled(clip, tmp_path) -> None:
+    """No guide can carry colour back to them, so their lightness never goes to disk."""
+    src, meta, grey = clip
+    sizes: list[int] = []
+
+    def progress(done: int) -> None:
+        sizes.extend(p.stat().st_size for p in tmp_path.glob("vidcolor-guides-*/lightness.bin"))
+
+    plan = build_plan(src, meta, RENDER, [painted(tmp_path, grey, 2)], spool_dir=tmp_path, progress=progress)
+    try:
+        record = plan.size[0] * plan.size[1]  # one byte a pixel
+        assert len(sizes) == -(-FRAMES // 16) and max(sizes) <= record, (sizes, record)
+        assert [plan.backward(i)[2] for i in range(2)] == [2, 2] and plan.backward(2) is None
+    finally:
+        plan.close()

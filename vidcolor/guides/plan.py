@@ -14,8 +14,9 @@ Before the main pass decodes the film for the colorizer, :func:`build_plan` deco
   working-size L* is spooled to a file while the open stretch lasts, and the carried a*b* and
   confidence of every frame are written to a second file (3 bytes a pixel), which the main pass
   reads frame by frame (:meth:`GuidePlan.backward`). Memory stays that of a few working-size
-  frames whatever the length of the film; disk holds the stretches that end at a guide. Both files
-  live in a temporary folder that :meth:`GuidePlan.close` removes.
+  frames whatever the length of the film; disk holds the stretches that end at a guide (frames after
+  the film's last guide are not spooled). Both files live in a temporary folder that
+  :meth:`GuidePlan.close` removes.
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def build_plan(path: str | Path, meta: VideoMeta, render_size: int, keyframes: l
         own = {}                                   # keyframe -> correlation with its own frame
         cuts, test = CutDetector(flow, scene_cut), flow_test(flow)
         seg_first = 0
+        last_guide = max([*pending, *hints], default=-1)  # past it no guide carries colour back: nothing spooled
         for index, L_small, _ in scan_lightness(path, meta, render_size, allow_truncated=allow_truncated):
             starts = cuts.feed(L_small, index)
             thumbs = _thumb(L_small) if pending else None
@@ -194,7 +196,8 @@ def build_plan(path: str | Path, meta: VideoMeta, render_size: int, keyframes: l
                     plan.shot_starts.append(i)
                     plan._lightness.clear()
                     seg_first = i
-                plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+                if i <= last_guide:
+                    plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
                 guide = pending[i][0] if i in pending else None
                 if i in hints:
                     h_ab, mask = rasterize(hints[i], size[0], size[1], *frame_shape)
@@ -206,7 +209,8 @@ def build_plan(path: str | Path, meta: VideoMeta, render_size: int, keyframes: l
                     plan.guides[i] = guide
                     plan._carry_back(guide, L_small[k], seg_first, test)
                     plan._lightness.clear()
-                    plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+                    if i < last_guide:
+                        plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
                     seg_first = i
             if progress is not None:
                 progress(index + len(L_small))
