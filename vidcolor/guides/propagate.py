@@ -12,8 +12,8 @@ guides only give chroma). Three sources, fused per pixel (:func:`fuse`):
    trust and never regain it.
 2. **Exemplar matching** (:func:`exemplar_chroma`): each pixel takes the a*b* of the pixels of the
    shot's guide frames whose colorizer features look alike (attention over the guide frames, on the
-   network's decoder features at stride 4 and encoder features at stride 8, cosine similarity with
-   temperature ``TAU``): what a new object or a disoccluded region is given when flow cannot reach it.
+   network's decoder features at stride 4 and encoder features at stride 8, averaged over ``POOL`` x
+   ``POOL`` cells, cosine similarity with temperature ``TAU``): what a new object or a disoccluded region is given when flow cannot reach it.
    Features come from models that provide them (``EffUNetColorizer.ab_and_features``); without
    them the automatic colorizer's chroma takes this place.
 3. The **automatic colorizer**: shots with no guide are left to it entirely.
@@ -35,7 +35,8 @@ from vidcolor.flow import warp
 from vidcolor.stages.stabilize import Stabilize
 
 TAU = 0.02          # temperature of the exemplar attention (cosine similarities)
-FEATURE_STRIDE = 4  # of the features exemplar matching uses
+FEATURE_STRIDE = 4  # of the features the model gives for exemplar matching
+POOL = 2            # feature cells averaged into one exemplar grid cell (stride 8 of the working size)
 
 
 def flow_test(flow: str = "dis", photo_tol: float = 0.05, device: str | torch.device | None = None) -> Stabilize:
@@ -59,21 +60,35 @@ class Carrier:
         cur = (L_next.float() / 100).clamp(0, 1)[None]
         prev = (self.L.float() / 100).clamp(0, 1)[None]
         fw, conf, _ = test.confidence(cur, prev)  # warp(prev, fw) ~= cur
-        self.ab = warp(self.ab[None], fw)[0]
-        self.conf = warp(self.conf[None], fw)[0].mul_(conf[0]).clamp_(0, 1)
+        self.advance(fw[0], conf[0], L_next)
+
+    def advance(self, flow: torch.Tensor, conf: torch.Tensor, L_next: torch.Tensor) -> None:
+        """``step`` with the flow ``(2, h, w)`` from the next frame to this one and its confidence
+        ``(1, h, w)`` already known (the stabilizer's, for the same pair of frames)."""
+        self.ab = warp(self.ab[None], flow[None])[0]
+        self.conf = warp(self.conf[None], flow[None])[0].mul_(conf).clamp_(0, 1)
         self.L = L_next
 
 
+def pooled(features: torch.Tensor, pool: int = POOL) -> torch.Tensor:
+    """Features ``(..., C, h, w)`` averaged over ``pool`` x ``pool`` cells (the exemplar grid)."""
+    if pool == 1:
+        return features.float()
+    return F.avg_pool2d(features.float(), pool, ceil_mode=True)
+
+
 def exemplar_chroma(features: torch.Tensor, guide_features: list[torch.Tensor], guide_ab: list[torch.Tensor],
-                    size: tuple[int, int], tau: float = TAU) -> torch.Tensor:
+                    size: tuple[int, int], tau: float = TAU, pool: int = POOL) -> torch.Tensor:
     """a*b* ``(2, *size)`` of a frame from its features ``(C, h4, w4)`` and its shot's guide frames'
-    features and a*b* (any size; shrunk to the features' grid): softmax attention of cosine
-    similarities at temperature ``tau``, bilinearly brought to ``size``."""
-    c, h4, w4 = features.shape
-    query = F.normalize(features.float().flatten(1), dim=0).T                      # (P, C)
+    features (already :func:`pooled`) and a*b* (any size; shrunk to the grid): softmax attention of
+    cosine similarities at temperature ``tau`` on the grid of ``pool`` x ``pool`` feature cells,
+    bilinearly brought to ``size``."""
+    grid = pooled(features, pool)
+    c, h4, w4 = grid.shape
+    query = F.normalize(grid.flatten(1), dim=0).T                                   # (P, C)
     keys = torch.cat([F.normalize(g.float().flatten(1), dim=0) for g in guide_features], dim=1)  # (C, K)
-    values = torch.cat([F.interpolate(ab[None].float(), size=(h4, w4), mode="area")[0].flatten(1)
-                        for ab in guide_ab], dim=1)                                 # (2, K)
+    values = torch.cat([F.interpolate(ab[None].float(), size=g.shape[-2:], mode="area")[0].flatten(1)
+                        for ab, g in zip(guide_ab, guide_features)], dim=1)         # (2, K)
     weights = torch.softmax(query @ keys / tau, dim=1)                              # (P, K)
     ab = (weights @ values.T).T.reshape(1, 2, h4, w4)
     return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)[0]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from vidcolor.guides.plan import GuidePlan, build_plan
-from vidcolor.guides.propagate import FEATURE_STRIDE, Carrier, exemplar_chroma, flow_test, fuse
+from vidcolor.guides.propagate import FEATURE_STRIDE, Carrier, exemplar_chroma, flow_test, fuse, pooled
 from vidcolor.io.probe import VideoMeta
 from vidcolor.models.networks import crop_to, pad_to_multiple
 from vidcolor.models.runtime import autocast
@@ -79,10 +79,13 @@ class GuidedChroma:
         """Whether any of frames ``index .. index + n - 1`` lies in a shot with guides."""
         return self.plan is not None and any(self.plan.shot_guides(i) for i in range(index, index + n))
 
-    def apply(self, ab: torch.Tensor, L_small: torch.Tensor, index: int,
-              features: torch.Tensor | None = None) -> torch.Tensor:
+    def apply(self, ab: torch.Tensor, L_small: torch.Tensor, index: int, features: torch.Tensor | None = None,
+              motion: tuple[int, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Automatic a*b* ``(N, 2, h, w)`` of frames ``index ..`` and their L* -> the guided a*b*
-        (in place where guided). ``features``: the model's features of these frames, or None."""
+        (in place where guided). ``features``: the model's features of these frames, or None;
+        ``motion``: ``(first frame, flows (M, 2, h, w), confidences (M, 1, h, w))`` of the
+        stabilizer's test of these frames against their previous ones (``Stabilize.last_motion``),
+        which the forward carrier then reuses instead of computing the same flow again."""
         plan = self.plan
         if plan is None:
             raise RuntimeError("GuidedChroma.apply before prepare")
@@ -97,7 +100,12 @@ class GuidedChroma:
             if not guides:
                 continue
             if self._forward is not None:
-                self._forward.step(self.test, L_small[k])
+                known = motion is not None and motion[0] <= i < motion[0] + len(motion[1])
+                if known:  # the stabilizer's flow and test of this very pair of frames
+                    j = i - motion[0]
+                    self._forward.advance(motion[1][j], motion[2][j], L_small[k])
+                else:
+                    self._forward.step(self.test, L_small[k])
             if i in plan.guides:
                 self._forward = self._start(plan.guides[i], ab[k], L_small[k])
             exemplar = None
@@ -119,7 +127,7 @@ class GuidedChroma:
     def _guide_features(self, frame: int) -> tuple[torch.Tensor, torch.Tensor]:
         if frame not in self._cache:
             g = self.plan.guides[frame]
-            self._cache[frame] = (self.feature_fn(g.L[None])[0], g.ab)
+            self._cache[frame] = (pooled(self.feature_fn(g.L[None])[0]), g.ab)
         return self._cache[frame]
 
     # -- state -------------------------------------------------------------------------------------------

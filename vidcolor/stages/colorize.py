@@ -177,7 +177,8 @@ class Colorize(Stage):
             self.stabilizer.blend_values((L_small / 100.0).clamp_(0, 1), out, index)
         out.mul_(self.ab_scale)  # at working size: both upsamplings are linear in it
         if self.guide is not None and index is not None:
-            out = self.guide.apply(out, L_small, index, feats)
+            motion = self.stabilizer.last_motion if self.stabilizer is not None else None
+            out = self.guide.apply(out, L_small, index, feats, motion)
         return out, L_small
 
     @property

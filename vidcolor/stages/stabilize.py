@@ -204,6 +204,7 @@ class Stabilize(Stage):
         self._resolved: str | None = None if self.mode == "auto" else self.mode
         self.scene_cuts: list[int] = []
         self.frames_blended = 0
+        self.last_motion: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     def _forget(self) -> None:
         self._prev_grey = None
@@ -369,4 +370,6 @@ class Stabilize(Stage):
         self._prev_grey = grey[-1].clone(memory_format=torch.contiguous_format)
         self._prev_out = prev_out.clone(memory_format=torch.preserve_format)
         self._next_index = index + n
+        # the motion test of frames index + first ..: guides carried with the same flow reuse it
+        self.last_motion = (index + first, fw, conf) if n - first > 0 else None
         return blended, weights
