@@ -40,7 +40,8 @@ def test_shots_guides_and_backward_stretches(clip, tmp_path) -> None:
     try:
         assert plan.shot_starts == [0, CUT]
         assert sorted(plan.guides) == [5, 9, 20]
-        assert plan.shot_guides(3) == [5, 9] and plan.shot_guides(CUT) == [20] and plan.shot_guides(23) == [20]
+        assert plan.shot_guides(3) == [5] and plan.shot_guides(7) == [5, 9] and plan.shot_guides(10) == [9]
+        assert plan.shot_guides(CUT) == [20] and plan.shot_guides(23) == [20]
         expected = {**{i: 5 for i in range(0, 5)}, **{i: 9 for i in range(5, 9)},
                     **{i: 20 for i in range(CUT, 20)}}
         got = {}
@@ -135,15 +136,21 @@ def test_a_hinted_frame_is_a_guide_carried_back(clip, tmp_path) -> None:
         plan.close()
 
 
-def test_frames_after_the_last_guide_are_not_spooled(clip, tmp_path) -> None:
+def test_frames_after_the_last_guide_are_not_spooled(clip, tmp_path, monkeypatch) -> None:
     """No guide can carry colour back to them, so their lightness never goes to disk."""
+    from vidcolor.guides.plan import GuidePlan
+
     src, meta, grey = clip
     sizes: list[int] = []
+    publish = GuidePlan._publish
 
-    def progress(done: int) -> None:
-        sizes.extend(p.stat().st_size for p in tmp_path.glob("vidcolor-guides-*/lightness.bin"))
+    def spy(self, scanned=None, done=False, error=None) -> None:  # after each chunk of the pass
+        if scanned is not None:
+            sizes.extend(p.stat().st_size for p in tmp_path.glob("vidcolor-guides-*/lightness.bin"))
+        publish(self, scanned, done, error)
 
-    plan = build_plan(src, meta, RENDER, [painted(tmp_path, grey, 2)], spool_dir=tmp_path, progress=progress)
+    monkeypatch.setattr(GuidePlan, "_publish", spy)
+    plan = build_plan(src, meta, RENDER, [painted(tmp_path, grey, 2)], spool_dir=tmp_path)
     try:
         record = plan.size[0] * plan.size[1]  # one byte a pixel
         assert len(sizes) == -(-FRAMES // 16) and max(sizes) <= record, (sizes, record)

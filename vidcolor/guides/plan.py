@@ -21,10 +21,11 @@ Before the main pass decodes the film for the colorizer, :func:`build_plan` deco
 
 from __future__ import annotations
 
+import bisect
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,31 +109,68 @@ class _Spool:
 
 class GuidePlan:
     """What the main pass needs: ``shot_starts`` (sorted), ``guides`` by frame, the backward carriers
-    (:meth:`backward`), the working ``size``. ``close()`` removes the spool folder."""
+    (:meth:`backward`), the working ``size``. The planning pass fills it in frame order, in a thread
+    of its own when started by :func:`start_plan` (it then runs ahead of the main pass on the cores
+    the main pass leaves idle); :meth:`settle` waits until what a frame needs is known. ``close()``
+    stops the pass and removes the spool folder."""
 
     def __init__(self, size: tuple[int, int], folder: Path) -> None:
         self.size, self.folder = size, folder
         self.shot_starts: list[int] = []
         self.guides: dict[int, Guide] = {}
+        self._order: list[int] = []  # guide frames in order
         self._slots: dict[int, tuple[int, int]] = {}  # frame -> (record, guide frame)
         h, w = size
         self._carried = _Spool(folder / "carried.bin", (3, h, w), np.int8)
         self._lightness = _Spool(folder / "lightness.bin", (h, w), np.uint8)
+        self._cond = threading.Condition()
+        self.scanned = 0          # frames planned so far
+        self.failing = False      # a keyframe failed its check: the error comes when the scan ends
+        self.done = False
+        self.error: BaseException | None = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def _publish(self, scanned: int | None = None, done: bool = False, error: BaseException | None = None) -> None:
+        with self._cond:
+            if scanned is not None:
+                self.scanned = scanned
+            self.done = self.done or done
+            self.error = self.error or error
+            self._cond.notify_all()
+
+    def settle(self, index: int) -> None:
+        """Wait until frame ``index``'s shot, guides and backward carrier are known: the pass has gone
+        past it and found a later shot start or guide, or ended. Raises the pass's error."""
+        with self._cond:
+            while not (self.done or self.failing or (self.scanned > index and (
+                    (self.shot_starts and self.shot_starts[-1] > index) or (self._order and self._order[-1] > index)))):
+                self._cond.wait()
+            while self.failing and not self.done:
+                self._cond.wait()
+            if self.error is not None:
+                raise self.error
+
+    def wait(self) -> None:
+        """Wait for the whole pass; raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
 
     def shot_start(self, index: int) -> int:
         """The first frame of the shot of frame ``index``."""
-        import bisect
-
         return self.shot_starts[max(bisect.bisect_right(self.shot_starts, index) - 1, 0)]
 
     def shot_guides(self, index: int) -> list[int]:
-        """The guide frames of the shot of frame ``index``, sorted."""
-        import bisect
-
+        """The guides of frame ``index``'s shot it is carried from: the last at or before it and the
+        first after it (as far as the pass has gone: call :meth:`settle` first), sorted."""
         start = self.shot_start(index)
         nxt = bisect.bisect_right(self.shot_starts, index)
         end = self.shot_starts[nxt] if nxt < len(self.shot_starts) else None
-        return [g for g in sorted(self.guides) if g >= start and (end is None or g < end)]
+        k = bisect.bisect_right(self._order, index)
+        near = ([self._order[k - 1]] if k > 0 else []) + ([self._order[k]] if k < len(self._order) else [])
+        return [g for g in near if g >= start and (end is None or g < end)]
 
     def backward(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
         """``(ab (2, h, w), conf (1, h, w), guide frame)`` carried back to frame ``index`` from the next
@@ -153,6 +191,9 @@ class GuidePlan:
             self._slots[first + k] = (self._carried.append(rec.to(torch.int8).numpy()), guide.frame)
 
     def close(self) -> None:
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join()
         self._carried.close()
         self._lightness.close()
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -160,70 +201,108 @@ class GuidePlan:
 
 def build_plan(path: str | Path, meta: VideoMeta, render_size: int, keyframes: list[Keyframe],
                hints: dict[int, list] | None = None, flow: str = "dis", scene_cut: float = 0.35,
-               allow_truncated: bool = False, spool_dir: str | Path | None = None,
-               progress: Callable[[int], None] | None = None) -> GuidePlan:
-    """Scan the film once and plan its guides (module doc). ``spool_dir``: where the temporary
-    folder goes (default: the system's temporary folder)."""
-    from vidcolor.guides.hints import rasterize, spread
+               allow_truncated: bool = False, spool_dir: str | Path | None = None) -> GuidePlan:
+    """Scan the film once and plan its guides (module doc), in this thread. ``spool_dir``: where the
+    temporary folder goes (default: the system's temporary folder)."""
+    plan, pending = _new_plan(meta, render_size, keyframes, spool_dir)
+    try:
+        _scan(plan, pending, path, meta, render_size, keyframes, hints or {}, flow, scene_cut, allow_truncated)
+        return plan
+    except BaseException:
+        plan.close()
+        raise
 
-    hints = hints or {}
+
+def start_plan(path: str | Path, meta: VideoMeta, render_size: int, keyframes: list[Keyframe],
+               hints: dict[int, list] | None = None, flow: str = "dis", scene_cut: float = 0.35,
+               allow_truncated: bool = False, spool_dir: str | Path | None = None) -> GuidePlan:
+    """:func:`build_plan` in a background thread: returns at once (keyframe images read and checked
+    for their aspect ratio); the main pass calls :meth:`GuidePlan.settle` before each frame."""
+    plan, pending = _new_plan(meta, render_size, keyframes, spool_dir)
+
+    def scan() -> None:
+        try:
+            with torch.inference_mode():
+                _scan(plan, pending, path, meta, render_size, keyframes, hints or {}, flow, scene_cut,
+                      allow_truncated)
+        except BaseException as exc:  # noqa: BLE001  (handed to the main pass by settle)
+            plan._publish(error=exc, done=True)
+
+    plan._thread = threading.Thread(target=scan, name="vidcolor-guide-plan", daemon=True)
+    plan._thread.start()
+    return plan
+
+
+def _new_plan(meta: VideoMeta, render_size: int, keyframes: list[Keyframe],
+              spool_dir: str | Path | None) -> tuple[GuidePlan, dict]:
     frame_shape = (meta.display_height, meta.display_width)
     size = working_size(*frame_shape, render_size)
-    folder = Path(tempfile.mkdtemp(prefix="vidcolor-guides-", dir=spool_dir))
-    plan = GuidePlan(size, folder)
+    plan = GuidePlan(size, Path(tempfile.mkdtemp(prefix="vidcolor-guides-", dir=spool_dir)))
     try:
         pending = {}
         for kf in keyframes:
             guide, L_img = keyframe_guide(kf, size, frame_shape)
             pending[kf.frame] = (guide, _thumb(L_img[None])[0])
-        best = {f: (-2.0, -1) for f in pending}   # keyframe -> (best correlation, its frame)
-        own = {}                                   # keyframe -> correlation with its own frame
-        cuts, test = CutDetector(flow, scene_cut), flow_test(flow)
-        seg_first = 0
-        last_guide = max([*pending, *hints], default=-1)  # past it no guide carries colour back: nothing spooled
-        for index, L_small, _ in scan_lightness(path, meta, render_size, allow_truncated=allow_truncated):
-            starts = cuts.feed(L_small, index)
-            thumbs = _thumb(L_small) if pending else None
-            for k in range(len(L_small)):
-                i = index + k
-                for f, (_, t) in pending.items():
-                    c = float(thumbs[k] @ t)
-                    if c > best[f][0]:
-                        best[f] = (c, i)
-                    if f == i:
-                        own[f] = c
-                if starts[k]:
-                    plan.shot_starts.append(i)
-                    plan._lightness.clear()
-                    seg_first = i
-                if i <= last_guide:
-                    plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
-                guide = pending[i][0] if i in pending else None
-                if i in hints:
-                    h_ab, mask = rasterize(hints[i], size[0], size[1], *frame_shape)
-                    ab, conf = spread(L_small[k], h_ab, mask)
-                    guide = guide or Guide(i, ab, conf, f"hints of frame {i}")
-                    guide.hints = hints[i]
-                if guide is not None:
-                    guide.L = L_small[k].clone()
-                    plan.guides[i] = guide
-                    plan._carry_back(guide, L_small[k], seg_first, test)
-                    plan._lightness.clear()
-                    if i < last_guide:
-                        plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
-                    seg_first = i
-            if progress is not None:
-                progress(index + len(L_small))
-        for kf in keyframes:
-            f = kf.frame
-            if f not in own:
-                raise InputError(f"{kf.path}: keyframe for frame {f}, but the film ends before it")
-            if own[f] < MIN_CORRELATION:
-                c, at = best[f]
-                raise InputError(f"{kf.path}: does not match frame {f} (lightness correlation {own[f]:.2f}, needs "
-                                 f"{MIN_CORRELATION}); the best-matching frame is {at} ({c:.2f})")
-        plan._lightness.clear()
-        return plan
+        return plan, pending
     except BaseException:
         plan.close()
         raise
+
+
+def _scan(plan: GuidePlan, pending: dict, path: str | Path, meta: VideoMeta, render_size: int,
+          keyframes: list[Keyframe], hints: dict[int, list], flow: str, scene_cut: float,
+          allow_truncated: bool) -> None:
+    from vidcolor.guides.hints import rasterize, spread
+
+    frame_shape, size = (meta.display_height, meta.display_width), plan.size
+    best = {f: (-2.0, -1) for f in pending}   # keyframe -> (best correlation, its frame)
+    own = {}                                   # keyframe -> correlation with its own frame
+    cuts, test = CutDetector(flow, scene_cut), flow_test(flow)
+    seg_first = 0
+    last_guide = max([*pending, *hints], default=-1)  # past it no guide carries colour back: nothing spooled
+    for index, L_small, _ in scan_lightness(path, meta, render_size, allow_truncated=allow_truncated):
+        if plan._stop:
+            return
+        starts = cuts.feed(L_small, index)
+        thumbs = _thumb(L_small) if pending else None
+        for k in range(len(L_small)):
+            i = index + k
+            for f, (_, t) in pending.items():
+                c = float(thumbs[k] @ t)
+                if c > best[f][0]:
+                    best[f] = (c, i)
+                if f == i:
+                    own[f] = c
+                    plan.failing = plan.failing or c < MIN_CORRELATION
+            if starts[k]:
+                plan.shot_starts.append(i)
+                plan._lightness.clear()
+                seg_first = i
+            if i <= last_guide:
+                plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+            guide = pending[i][0] if i in pending and not plan.failing else None
+            if i in hints:
+                h_ab, mask = rasterize(hints[i], size[0], size[1], *frame_shape)
+                ab, conf = spread(L_small[k], h_ab, mask)
+                guide = guide or Guide(i, ab, conf, f"hints of frame {i}")
+                guide.hints = hints[i]
+            if guide is not None:
+                guide.L = L_small[k].clone()
+                plan._carry_back(guide, L_small[k], seg_first, test)
+                plan.guides[i] = guide
+                plan._order.append(i)
+                plan._lightness.clear()
+                if i < last_guide:
+                    plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+                seg_first = i
+        plan._publish(index + len(L_small))
+    for kf in keyframes:
+        f = kf.frame
+        if f not in own:
+            raise InputError(f"{kf.path}: keyframe for frame {f}, but the film ends before it")
+        if own[f] < MIN_CORRELATION:
+            c, at = best[f]
+            raise InputError(f"{kf.path}: does not match frame {f} (lightness correlation {own[f]:.2f}, needs "
+                             f"{MIN_CORRELATION}); the best-matching frame is {at} ({c:.2f})")
+    plan._lightness.clear()
+    plan._publish(done=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from vidcolor.guides.plan import GuidePlan, build_plan
+from vidcolor.guides.plan import GuidePlan, start_plan
 from vidcolor.guides.propagate import FEATURE_STRIDE, Carrier, exemplar_chroma, flow_test, fuse, pooled
 from vidcolor.io.probe import VideoMeta
 from vidcolor.models.networks import crop_to, pad_to_multiple
@@ -64,7 +64,8 @@ class GuidedChroma:
         return guide
 
     def prepare(self, path: str | Path, meta: VideoMeta, allow_truncated: bool = False) -> None:
-        """Read the guides and run the planning pass (a one-line ``InputError`` for a bad file)."""
+        """Read the guides (a one-line ``InputError`` for a bad file) and start the planning pass, which
+        runs ahead of the main pass in a thread of its own (``apply`` waits for it where it must)."""
         from vidcolor.guides.hints import load_hints
         from vidcolor.guides.keyframes import load_keyframes
 
@@ -72,12 +73,15 @@ class GuidedChroma:
         self.frame_shape = (meta.display_height, meta.display_width)
         keyframes = load_keyframes(self.keyframes_path, meta) if self.keyframes_path else []
         hints = load_hints(self.hints_path, meta) if self.hints_path else {}
-        self.plan = build_plan(path, meta, self.render_size, keyframes, hints, flow=self.flow,
+        self.plan = start_plan(path, meta, self.render_size, keyframes, hints, flow=self.flow,
                                scene_cut=self.scene_cut, allow_truncated=allow_truncated)
 
     def guided(self, index: int, n: int) -> bool:
         """Whether any of frames ``index .. index + n - 1`` lies in a shot with guides."""
-        return self.plan is not None and any(self.plan.shot_guides(i) for i in range(index, index + n))
+        if self.plan is None:
+            return False
+        self.plan.settle(index + n - 1)
+        return any(self.plan.shot_guides(i) for i in range(index, index + n))
 
     def apply(self, ab: torch.Tensor, L_small: torch.Tensor, index: int, features: torch.Tensor | None = None,
               motion: tuple[int, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -91,6 +95,7 @@ class GuidedChroma:
             raise RuntimeError("GuidedChroma.apply before prepare")
         for k in range(len(ab)):
             i = index + k
+            plan.settle(i)
             if self._next is not None and i != self._next:
                 self._forward = None  # not the continuation of the last frame: no carrier to follow
             self._next = i + 1
