@@ -127,13 +127,52 @@ def case_transcode_yuv(path: str, out: str) -> dict:
 
 
 def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
+    """One ``run``; also the resident memory (VmRSS, MiB) sampled about 20 times along the film,
+    to show whether it stays flat."""
     from vidcolor.pipelines.run import run
 
     kw = json.loads(extra)
+    samples: list[tuple[int, float]] = []
+
+    def progress(done: int, total: int | None) -> None:
+        if total and (not samples or done - samples[-1][0] >= total / 20):
+            samples.append((done, _vm_rss_mib()))
+
     t, c = time.perf_counter(), _cpu_seconds()
-    rep = run(path, out, style, overwrite=True, **kw)
+    rep = run(path, out, style, overwrite=True, progress=progress, **kw)
     seconds = time.perf_counter() - t
-    return {"frames": rep.frames, "seconds": seconds, "cores_used": (_cpu_seconds() - c) / seconds}
+    return {"frames": rep.frames, "seconds": seconds, "cores_used": (_cpu_seconds() - c) / seconds,
+            "rss_mib_along": samples}
+
+
+def keyframe_folder(clip: Path, folder: Path, frames: list[int], loop: int | None = None) -> Path:
+    """Keyframes for a guided run: the colour frames ``frames`` of ``clip`` (of ``clip`` looped every
+    ``loop`` frames) as PNGs named by frame number."""
+    import av
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    want = {(f % loop if loop else f): f for f in frames}
+    with av.open(str(clip)) as c:
+        for i, fr in enumerate(c.decode(video=0)):
+            for f in frames:
+                if (f % loop if loop else f) == i:
+                    cv2.imwrite(str(folder / f"{f:06d}.png"), cv2.cvtColor(fr.to_ndarray(format="rgb24"), cv2.COLOR_RGB2BGR))
+            if i >= max(want):
+                break
+    return folder
+
+
+def looped_film(clip: Path, minutes: float, out: Path) -> Path:
+    """``clip`` repeated (stream copy, the ffmpeg of imageio-ffmpeg) to at least ``minutes``."""
+    import imageio_ffmpeg
+
+    from vidcolor.io.probe import probe
+
+    loops = int(np.ceil(minutes * 60 / probe(clip).duration))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", str(loops - 1), "-i",
+                    str(clip), "-c", "copy", str(out)], check=True)
+    return out
 
 
 def case_stages(path: str, style: str, out: str, chunk: str = "4") -> dict:
@@ -361,6 +400,13 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _vm_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _vm_hwm_mib() -> float:
     """This process's own peak RSS (VmHWM, reset at exec), so a parent's memory never counts."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -463,6 +509,10 @@ def main() -> None:
     ap.add_argument("--styles", default="noir,sepia,colorize,colorize-fast",
                     help="comma-separated styles to time end to end (model styles get random-init weights)")
     ap.add_argument("--skip-models", action="store_true", help="skip model-only timings")
+    ap.add_argument("--long-film", type=float, default=0, metavar="MINUTES",
+                    help="also colorize a film of MINUTES (a 10 s clip looped) with a keyframe every 10 minutes, "
+                         "memory sampled along it (issue #18's bar: 120) [default: 0, skipped]")
+    ap.add_argument("--long-film-size", default="854x480", help="its frame size, WxH")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
     ap.add_argument("--markdown", default=str(REPO / "docs" / "benchmarks.md"),
                     help="the page written from the results (default docs/benchmarks.md; '' for none)")
@@ -530,6 +580,24 @@ def main() -> None:
                     record(f"run {style}{suffix} 854x480 {label}",
                            measure("run", str(clip), str(tmp_p / f"{style}.mp4"), style, json.dumps(extra_d),
                                    env={**env, "TMPDIR": str(watch)}, watch=watch))
+        if "colorize" in styles:  # guided: keyframes at frame 0 and every 10 s (the bench clip is one shot)
+            n_long = int(short_s * 10 * 30)
+            kf = keyframe_folder(long, tmp_p / "long.keyframes", list(range(0, n_long, 300)))
+            watch = tmp_p / "tmpdir-colorize-keyframes"
+            watch.mkdir()
+            record("run colorize --keyframes 854x480 long",
+                   measure("run", str(long), str(tmp_p / "colorize-kf.mp4"), "colorize",
+                           json.dumps({"device": args.device, "keyframes": str(kf)}),
+                           env={**env, "TMPDIR": str(watch)}, watch=watch))
+        if args.long_film and "colorize" in styles:
+            w, h = (int(v) for v in args.long_film_size.split("x"))
+            base = make_bench_clip(tmp_p / "loop.mp4", 10.0, w, h)
+            film = looped_film(base, args.long_film, tmp_p / "film.mp4")
+            n_film = int(args.long_film * 60 * 30)
+            kf = keyframe_folder(base, tmp_p / "film.keyframes", list(range(0, n_film, 10 * 60 * 30)), loop=300)
+            record(f"run colorize --keyframes {w}x{h} {args.long_film:g}-minute film",
+                   measure("run", str(film), str(tmp_p / "film-out.mp4"), "colorize",
+                           json.dumps({"device": args.device, "keyframes": str(kf)}), env=env))
         if "colorize" in styles:  # the default colorizer at HD sizes (its model works at render_size anyway)
             for w, h in ((1280, 720), (1920, 1080)):
                 clip = make_bench_clip(tmp_p / f"hd{h}.mp4", short_s, w, h)
@@ -562,6 +630,9 @@ def ratios(cases: dict, styles: list[str]) -> dict:
     fast = cases.get("run colorize-fast 854x480 long")
     if fast and col:
         r["colorize end-to-end fps / colorize-fast end-to-end fps"] = col["fps"] / fast["fps"]
+    guided = cases.get("run colorize --keyframes 854x480 long")
+    if guided and col:
+        r["colorize --keyframes end-to-end fps / colorize end-to-end fps"] = guided["fps"] / col["fps"]
     for style in styles:
         run_long, parts = cases.get(f"run {style} 854x480 long"), cases.get(f"stages {style} 854x480")
         if run_long and parts:

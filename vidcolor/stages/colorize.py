@@ -16,11 +16,10 @@ Per chunk, in CIE Lab (ARCHITECTURE.md, "Colour handling"):
    there is no luminance flicker.
 
 With ``temporal > 0`` the predicted chroma is stabilized *at the working size*, between steps 2 and
-3: the previous frame's chroma is warped by optical flow computed on the working-size L and blended
-where the flow is reliable (the :class:`~vidcolor.stages.stabilize.Stabilize` core, Lai et al. 2018
-occlusion and photometric tests, scene cuts). Chroma is low-resolution by construction (the model
-sees ``render_size``), so this gives the same result as stabilizing full-size frames in Lab without
-the full-size RGB <-> Lab round trip, warp and blend (docs/architecture.md, "Stages").
+3 (the :class:`~vidcolor.stages.stabilize.Stabilize` core: flow on the working-size L, Lai et al.
+2018 occlusion and photometric tests, scene cuts): chroma is low-resolution by construction, so this
+equals stabilizing full-size frames in Lab without the full-size work (docs/architecture.md).
+Keyframes and hints replace the chroma where they reach, after the stabilizer (``vidcolor.guides``).
 """
 
 from __future__ import annotations
@@ -157,7 +156,7 @@ class Colorize(Stage):
         ab_small, L_small = self._predict(L, index)
         return self._upsample(ab_small, L_small, L)
 
-    def _predict(self, L: torch.Tensor, index: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _predict(self, L: torch.Tensor, index: int | None, defer: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-size L -> (ab at working size, float32, stabilized when ``temporal``; L at working size)."""
         small_size = working_size(L.shape[-2], L.shape[-1], self.render_size)
         L_small = resize(L, small_size)
@@ -178,6 +177,9 @@ class Colorize(Stage):
         out.mul_(self.ab_scale)  # at working size: both upsamplings are linear in it
         if self.guide is not None and index is not None:
             motion = self.stabilizer.last_motion if self.stabilizer is not None else None
+            if defer:  # guided in the render step (phases): the serial predict step stays as fast
+                self._deferred = (index, feats, motion)
+                return out, L_small
             out = self.guide.apply(out, L_small, index, feats, motion)
         return out, L_small
 
@@ -287,8 +289,9 @@ class Colorize(Stage):
         the RGB path (and the decoder's and encoder's conversions) disappears."""
         return self.render_grey(grey, yuv, *self.predict_grey(grey, index))
 
-    def predict_grey(self, grey: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Luma -> (full-size L*, ab at working size (stabilized), L* at working size)."""
+    def predict_grey(self, grey: torch.Tensor, index: int, defer: bool = False) -> tuple:
+        """Luma -> (full-size L*, ab at working size (stabilized), L* at working size, what ``render_grey``
+        needs to apply the guides: None unless ``defer``)."""
         import cv2
 
         from vidcolor.color import grey_lightness_table
@@ -297,11 +300,13 @@ class Colorize(Stage):
         src = grey.reshape(t, h, w).contiguous().numpy()
         table = grey_lightness_table()
         L = torch.from_numpy(np.stack([cv2.LUT(src[i], table) for i in range(t)])).view(t, 1, h, w)
-        ab_small, L_small = self._predict(L, index)
-        return L, ab_small, L_small
+        self._deferred = None
+        ab_small, L_small = self._predict(L, index, defer)
+        return L, ab_small, L_small, self._deferred
 
     def render_grey(self, grey: torch.Tensor, yuv: tuple[int, bool] | None, L: torch.Tensor,
-                    ab_small: torch.Tensor, L_small: torch.Tensor, split: bool = True) -> torch.Tensor:
+                    ab_small: torch.Tensor, L_small: torch.Tensor, guide: tuple | None = None,
+                    split: bool = True) -> torch.Tensor:
         """The rest of :meth:`_process_grey` after :meth:`predict_grey`; ``split``: over two threads
         (not when the rendering already has a pipeline thread of its own, which the split would slow)."""
         import cv2
@@ -310,6 +315,8 @@ class Colorize(Stage):
         from vidcolor.io.grey import i420_from_luma
 
         run = self._two_threads if split else (lambda fn, n: fn(slice(0, n)))
+        if guide is not None:
+            ab_small = self.guide.apply(ab_small, L_small, guide[0], guide[1], guide[2])
 
         t, _, h, w = grey.shape
         src = grey.reshape(t, h, w).contiguous().numpy()

@@ -25,7 +25,7 @@ class ColorizePhase(Stage):
         luma = x.dtype == torch.uint8 and x.shape[1] == 1
         if self.step == "predict":
             if luma:
-                self.pending.append((chunk.index, p.predict_grey(x, chunk.index)))
+                self.pending.append((chunk.index, p.predict_grey(x, chunk.index, defer=True)))
             return chunk
         if not luma:
             return p.process(chunk)
