@@ -11,7 +11,10 @@ the measure). The score of a frame is the mean CIEDE2000 between the truth and t
 with the truth's L* (the chroma error alone: a black-and-white film keeps its own lightness, and
 luma-to-L* rounding is the same for every method); "grey" is a*b* = 0. Reported: the mean over
 frames 1 .. N - 2 (those that are no keyframe in either key set), per clip and over the clips, and
-each method's share of grey's.
+each method's share of grey's. Guides never cross a scene cut, so for each key set the mean over
+the frames of the shots that hold a keyframe is reported too ("in-shot", against grey's on the
+same frames): two of the five clips cut at frame 30, and with frame 0 as the only keyframe their
+frames 30 .. 46 keep the automatic colour by design.
 """
 
 from __future__ import annotations
@@ -85,7 +88,14 @@ def run_clip(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     grey_lab = truth_lab.clone()
     grey_lab[:, 1:] = 0
     grey = [float(delta_e_ciede2000(grey_lab[k:k + 1], truth_lab[k:k + 1]).mean()) for k in range(len(truth))]
-    row = {"clip": name, "grey": float(np.mean([grey[k] for k in span]))}
+    from vidcolor.guides.shots import shot_starts
+    from vidcolor.io.probe import probe
+
+    starts = shot_starts(clip, probe(clip))
+    row = {"clip": name, "grey": float(np.mean([grey[k] for k in span])), "shot_starts": starts}
+
+    def shot(i: int) -> int:
+        return max(s for s in starts if s <= i)
     for label, keys in [("auto", []), *[(f"keys {','.join(map(str, ks))}", ks) for ks in args.keys]]:
         kf = None
         if keys:
@@ -101,7 +111,16 @@ def run_clip(name: str, args: argparse.Namespace, tmp: Path) -> dict:
         errs = chroma_errors(decode(out), truth_lab)
         row[label] = float(np.mean([errs[k] for k in span]))
         row[label + " seconds"] = seconds
+        if keys:
+            inside = [k for k in span if shot(k) in {shot(g) for g in keys}]
+            row[label + " in-shot"] = float(np.mean([errs[k] for k in inside]))
+            row[label + " in-shot grey"] = float(np.mean([grey[k] for k in inside]))
     return row
+
+
+def grey_of(method: str) -> str:
+    """The grey baseline a method's figure is compared with (in-shot figures: grey on the same frames)."""
+    return method + " grey" if method.endswith("in-shot") else "grey"
 
 
 def main() -> int:
@@ -123,17 +142,17 @@ def main() -> int:
         for name in args.clips:
             row = run_clip(name, args, Path(tmp))
             rows.append(row)
-            methods = [k for k in row if k not in ("clip", "grey") and not k.endswith("seconds")]
+            methods = [k for k in row if k not in ("clip", "grey", "shot_starts") and not k.endswith("seconds")
+                       and not k.endswith("grey")]
             print(f"{name:34s} grey {row['grey']:6.2f}  " + "  ".join(
-                f"{m} {row[m]:6.2f} ({row[m] / row['grey']:5.1%})" for m in methods), flush=True)
-    methods = [k for k in rows[0] if k not in ("clip", "grey") and not k.endswith("seconds")]
-    grey = float(np.mean([r["grey"] for r in rows]))
-    summary = {"grey": grey}
+                f"{m} {row[m]:6.2f} ({row[m] / row[grey_of(m)]:5.1%})" for m in methods), flush=True)
+    summary = {"grey": float(np.mean([r["grey"] for r in rows]))}
     for m in methods:
-        mean = float(np.mean([r[m] for r in rows]))
-        summary[m] = mean
-        summary[m + " / grey"] = mean / grey
-    print(f"{'mean over clips':34s} grey {grey:6.2f}  " + "  ".join(
+        mean, grey = float(np.mean([r[m] for r in rows])), float(np.mean([r[grey_of(m)] for r in rows]))
+        summary[m], summary[m + " / grey"] = mean, mean / grey
+        if m.endswith("in-shot"):
+            summary[grey_of(m)] = grey
+    print(f"{'mean over clips':34s} grey {summary['grey']:6.2f}  " + "  ".join(
         f"{m} {summary[m]:6.2f} ({summary[m + ' / grey']:5.1%})" for m in methods))
     if args.json:
         args.json.write_text(json.dumps({"clips": rows, "mean": summary, "frames": args.frames,
