@@ -127,3 +127,11 @@ def test_precision_choices_are_the_runtimes_and_reach_the_model_stage(tmp_path):
     assert s.overrides["precision"] == "fp32"
     with pytest.raises(InputError, match="--precision does not apply to style 'noir'"):
         make_settings("noir", precision="bf16")
+
+
+def test_path_options_are_given_as_strings_to_the_stages(tmp_path) -> None:
+    """The Python API takes ``pathlib.Path`` for file options (keyframes, hints, lut) like the CLI's strings."""
+    from vidcolor.settings import make_settings
+
+    s = make_settings("colorize", keyframes=tmp_path, hints=tmp_path / "h.json")
+    assert s.overrides["keyframes"] == str(tmp_path) and s.overrides["hints"] == str(tmp_path / "h.json")

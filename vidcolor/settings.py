@@ -12,6 +12,7 @@ signature, the provenance tag and the writers take it from ``EncoderSettings``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -156,7 +157,8 @@ def make_settings(style: str | Style | RunSettings = "noir", **options: Any) -> 
     for key, value in options.items():
         if key in OVERRIDE_OPTIONS:
             if value is not None and value is not False:
-                overrides[key] = value
+                overrides[key] = os.fspath(value) if key in ("keyframes", "hints", "lut") and isinstance(
+                    value, os.PathLike) else value
         elif key in _ENCODER_FIELDS or key in _ENCODER_ALIASES:
             name = _ENCODER_ALIASES.get(key, key)
             if name == "options":
