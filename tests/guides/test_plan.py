@@ -157,3 +157,23 @@ def test_frames_after_the_last_guide_are_not_spooled(clip, tmp_path, monkeypatch
         assert [plan.backward(i)[2] for i in range(2)] == [2, 2] and plan.backward(2) is None
     finally:
         plan.close()
+
+
+def test_hints_on_a_keyframe_correct_its_colour(clip, tmp_path) -> None:
+    from vidcolor.guides.hints import Hint
+
+    src, meta, grey = clip
+    hint = Hint(frame=5, kind="polygon", coords=((0.0, 0.0), (159.0, 0.0), (159.0, 95.0), (0.0, 95.0)),
+                rgb=(40, 80, 220), width=4.0)
+    plain = build_plan(src, meta, RENDER, [painted(tmp_path, grey, 5, 50, 30)], spool_dir=tmp_path)
+    try:
+        before = plain.guides[5].ab.clone()
+    finally:
+        plain.close()
+    plan = build_plan(src, meta, RENDER, [painted(tmp_path, grey, 5, 50, 30)], {5: [hint]}, spool_dir=tmp_path)
+    try:
+        g = plan.guides[5]
+        assert not g.hints and float(g.conf.min()) == 1.0  # still the keyframe's guide
+        assert float(torch.median(before[1])) > 20 and float(torch.median(g.ab[1])) < -30  # the hint's blue wins
+    finally:
+        plan.close()

@@ -49,8 +49,9 @@ ASPECT_TOL = 0.02      # relative difference of aspect ratio a keyframe image ma
 @dataclass
 class Guide:
     """Colour given for one frame at the working size: ``ab`` ``(2, h, w)``, ``conf`` ``(1, h, w)``,
-    ``L`` ``(1, h, w)`` the film frame's L* (for the exemplar features), ``hints`` (a hinted frame's
-    entries, re-spread in the main pass), ``name`` for messages."""
+    ``L`` ``(1, h, w)`` the film frame's L* (for the exemplar features), ``hints`` (the entries of a
+    frame with hints and no keyframe, re-spread in the main pass), ``name`` for messages. Hints on a
+    keyframe's frame correct the keyframe's colour."""
 
     frame: int
     ab: torch.Tensor
@@ -283,9 +284,11 @@ def _scan(plan: GuidePlan, pending: dict, path: str | Path, meta: VideoMeta, ren
             guide = pending[i][0] if i in pending and not plan.failing else None
             if i in hints:
                 h_ab, mask = rasterize(hints[i], size[0], size[1], *frame_shape)
-                ab, conf = spread(L_small[k], h_ab, mask)
-                guide = guide or Guide(i, ab, conf, f"hints of frame {i}")
-                guide.hints = hints[i]
+                if guide is not None:  # hints on a keyframe: corrections of its colour
+                    guide.ab = spread(L_small[k], h_ab, mask, prior_ab=guide.ab)[0]
+                else:  # the main pass spreads them again over the automatic colour of the frame
+                    ab, conf = spread(L_small[k], h_ab, mask)
+                    guide = Guide(i, ab, conf, f"hints of frame {i}", hints=hints[i])
             if guide is not None:
                 guide.L = L_small[k].clone()
                 plan._carry_back(guide, L_small[k], seg_first, test)

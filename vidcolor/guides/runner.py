@@ -121,7 +121,7 @@ class GuidedChroma:
         return ab
 
     def _start(self, guide, auto_ab: torch.Tensor, L: torch.Tensor) -> Carrier:
-        if guide.hints and guide.name.startswith("hints"):  # hints over the automatic colour of this frame
+        if guide.hints:  # hints (without a keyframe) over the automatic colour of this frame
             from vidcolor.guides.hints import rasterize, spread
 
             h_ab, mask = rasterize(guide.hints, *L.shape[-2:], *self.frame_shape)
