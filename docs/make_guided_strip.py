@@ -23,6 +23,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VIDCOLOR_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO / "docs" / "models"))
+
+from evaluate_guided import first_frames  # noqa: E402  (the same clip preparation as the measure)
 
 
 def label(img: np.ndarray, text: str) -> np.ndarray:
@@ -48,19 +51,7 @@ def main() -> None:
     vidcolor = str(Path(sys.executable).with_name("vidcolor"))
     with tempfile.TemporaryDirectory(prefix="vidcolor-strip-") as tmp:
         t = Path(tmp)
-        colour = []
-        with av.open(str(SHARED / "videos" / args.clip)) as inp, av.open(str(t / "grey.mkv"), "w") as out:
-            v = inp.streams.video[0]
-            s = out.add_stream("ffv1", rate=v.average_rate)
-            s.width, s.height, s.pix_fmt = v.width, v.height, "gray"
-            for f in inp.decode(video=0):
-                colour.append(f.to_ndarray(format="rgb24"))
-                for p in s.encode(f.reformat(format="gray")):
-                    out.mux(p)
-                if len(colour) == args.frames:
-                    break
-            for p in s.encode():
-                out.mux(p)
+        colour = first_frames(SHARED / "videos" / args.clip, args.frames, t / "grey.mkv", pix_fmt="gray")
         (t / "kf").mkdir()
         cv2.imwrite(str(t / "kf" / "000000.png"), cv2.cvtColor(colour[0], cv2.COLOR_RGB2BGR))
         base = [vidcolor, "-q", "run", str(t / "grey.mkv"), "--style", "colorize", "--codec", "ffv1"]

@@ -141,3 +141,18 @@ def decode_all(path: Path) -> np.ndarray:
 
     with VideoReader(path) as r:
         return np.concatenate([c.frames for c in r.chunks(16)])
+
+
+def encode_frames(path: Path, frames, rate: int = 24, codec: str = "ffv1", pix_fmt: str = "yuv444p") -> Path:
+    """Write RGB frames ``(T, H, W, 3)`` uint8 as a video (default: lossless FFV1 4:4:4 in Matroska,
+    so a test decodes what it wrote)."""
+    c = av.open(str(path), "w")
+    v = c.add_stream(codec, rate=rate)
+    v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+    for img in frames:
+        for p in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+            c.mux(p)
+    for p in v.encode():
+        c.mux(p)
+    c.close()
+    return path

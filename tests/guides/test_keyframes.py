@@ -6,12 +6,11 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import make_clip, natural_frames
+from tests.conftest import encode_frames, make_clip, natural_frames
 from vidcolor.errors import InputError
 from vidcolor.guides.keyframes import (
     Keyframe,
@@ -36,16 +35,7 @@ def cut_clip(path: Path, first: int = 30, second: int = 30, rate: int = 25, widt
     b = np.repeat(np.stack([board] * 3, -1)[None], second, 0)
     for i in range(second):
         b[i, 10:40, 2 * i:2 * i + 30] = (20, 220, 60)
-    c = av.open(str(path), "w")
-    v = c.add_stream("libx264", rate=rate)
-    v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-    for img in np.concatenate([a, b]):
-        for p in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-            c.mux(p)
-    for p in v.encode():
-        c.mux(p)
-    c.close()
-    return path
+    return encode_frames(path, np.concatenate([a, b]), rate, codec="libx264", pix_fmt="yuv420p")
 
 
 def colour_png(path: Path, seed: int = 0, size: tuple[int, int] = (24, 16)) -> Path:
