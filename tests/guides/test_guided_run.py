@@ -276,6 +276,10 @@ def test_a_hinted_polygon_tints_its_region_through_the_shot(film, tmp_path) -> N
         shift = float(b_plain[i, ys, xs].mean() - b_out[i, ys, xs].mean())
         assert shift > 25, (i, shift)  # towards blue (b* down)
     assert np.array_equal(out[CUT:], plain[CUT:])
+    # far from the hint the automatic colour stays: a frame with hints alone lends no exemplar colour
+    far = (slice(0, 12), slice(130, 160))
+    for i in (0, 6):
+        assert abs(float(b_plain[i][far].mean() - b_out[i][far].mean())) < 6
 
 
 def test_a_hint_beyond_the_film_is_a_one_line_error(film, tmp_path) -> None:

@@ -114,8 +114,10 @@ class GuidedChroma:
             if i in plan.guides:
                 self._forward = self._start(plan.guides[i], ab[k], L_small[k])
             exemplar = None
-            if features is not None and self.feature_fn is not None:
-                feats, abs_ = zip(*(self._guide_features(g) for g in guides))
+            # exemplars come from keyframes: a frame with hints alone has a colour only near its hints
+            painted = [g for g in guides if not plan.guides[g].hints]
+            if features is not None and self.feature_fn is not None and painted:
+                feats, abs_ = zip(*(self._guide_features(g) for g in painted))
                 exemplar = exemplar_chroma(features[k], list(feats), list(abs_), tuple(ab.shape[-2:]))
             ab[k] = fuse(ab[k], self._forward, plan.backward(i), i, exemplar)
         return ab
