@@ -146,13 +146,13 @@ def test_frames_after_the_last_guide_are_not_spooled(clip, tmp_path, monkeypatch
 
     def spy(self, scanned=None, done=False, error=None) -> None:  # after each chunk of the pass
         if scanned is not None:
-            sizes.extend(p.stat().st_size for p in tmp_path.glob("vidcolor-guides-*/lightness.bin"))
+            sizes.extend(p.stat().st_size for p in tmp_path.glob("vidcolor-guides-*/moves.bin"))
         publish(self, scanned, done, error)
 
     monkeypatch.setattr(GuidePlan, "_publish", spy)
     plan = build_plan(src, meta, RENDER, [painted(tmp_path, grey, 2)], spool_dir=tmp_path)
     try:
-        record = plan.size[0] * plan.size[1]  # one byte a pixel
+        record = 6 * plan.size[0] * plan.size[1]  # a move: flow and confidence in float16
         assert len(sizes) == -(-FRAMES // 16) and max(sizes) <= record, (sizes, record)
         assert [plan.backward(i)[2] for i in range(2)] == [2, 2] and plan.backward(2) is None
     finally:

@@ -10,10 +10,11 @@ Before the main pass decodes the film for the colorizer, :func:`build_plan` deco
 - turns each hinted frame into a guide (:func:`vidcolor.guides.hints.spread`, hints alone: the
   main pass re-spreads them over the automatic colour at that frame);
 - carries each guide *backward* to the previous guide or the start of its shot
-  (:class:`~vidcolor.guides.propagate.Carrier`), which needs the frames before the guide: their
-  working-size L* is spooled to a file while the open stretch lasts, and the carried a*b* and
-  confidence of every frame are written to a second file (3 bytes a pixel), which the main pass
-  reads frame by frame (:meth:`GuidePlan.backward`). Memory stays that of a few working-size
+  (:class:`~vidcolor.guides.propagate.Carrier`), which needs the frames before the guide: while
+  the open stretch lasts, the flow from each frame to the next and the frame's confidence against
+  it (both computed by the cut test already) are spooled to a file (6 bytes a pixel), and the
+  carried a*b* and confidence of every frame are written to a second file (3 bytes a pixel), which
+  the main pass reads frame by frame (:meth:`GuidePlan.backward`). Memory stays that of a few working-size
   frames whatever the length of the film; disk holds the stretches that end at a guide (frames after
   the film's last guide are not spooled). Both files live in a temporary folder that
   :meth:`GuidePlan.close` removes.
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError
 from vidcolor.guides.keyframes import Keyframe, read_keyframe
-from vidcolor.guides.propagate import Carrier, flow_test
+from vidcolor.guides.propagate import Carrier
 from vidcolor.guides.shots import CutDetector, scan_lightness
 from vidcolor.io.probe import VideoMeta
 from vidcolor.models.runtime import working_size
@@ -123,7 +124,9 @@ class GuidePlan:
         self._slots: dict[int, tuple[int, int]] = {}  # frame -> (record, guide frame)
         h, w = size
         self._carried = _Spool(folder / "carried.bin", (3, h, w), np.int8)
-        self._lightness = _Spool(folder / "lightness.bin", (h, w), np.uint8)
+        # how to move a carrier from frame s + 1 back to s, for each s of the open stretch: the flow
+        # s -> s + 1 and the confidence of s (the cut test computed both; 6 bytes a pixel)
+        self._moves = _Spool(folder / "moves.bin", (3, h, w), np.float16)
         self._cond = threading.Condition()
         self.scanned = 0          # frames planned so far
         self.failing = False      # a keyframe failed its check: the error comes when the scan ends
@@ -182,12 +185,12 @@ class GuidePlan:
         rec = torch.from_numpy(self._carried.read(slot[0]).astype(np.float32))
         return rec[:2], rec[2:].div_(127.0), slot[1]
 
-    def _carry_back(self, guide: Guide, L_guide: torch.Tensor, first: int, test) -> None:
-        """Carry ``guide`` back over the spooled frames ``first .. guide.frame - 1``."""
+    def _carry_back(self, guide: Guide, L_guide: torch.Tensor, first: int) -> None:
+        """Carry ``guide`` back over the spooled moves of frames ``guide.frame - 1 .. first``."""
         carrier = Carrier(guide.ab.clone(), guide.conf.clone(), L_guide, guide.frame)
-        for k in range(self._lightness.count - 2, -1, -1):  # the last record is the guide's own frame
-            L = torch.from_numpy(self._lightness.read(k).astype(np.float32) / 2.55)[None]
-            carrier.step(test, L)
+        for k in range(self._moves.count - 1, -1, -1):
+            move = torch.from_numpy(self._moves.read(k).astype(np.float32))
+            carrier.advance(move[:2], move[2:], carrier.L)  # (the L* of a backward carrier is not used)
             rec = torch.cat([carrier.ab.round().clamp(-127, 127), (carrier.conf * 127).round()])
             self._slots[first + k] = (self._carried.append(rec.to(torch.int8).numpy()), guide.frame)
 
@@ -196,7 +199,7 @@ class GuidePlan:
         if self._thread is not None:
             self._thread.join()
         self._carried.close()
-        self._lightness.close()
+        self._moves.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -258,13 +261,16 @@ def _scan(plan: GuidePlan, pending: dict, path: str | Path, meta: VideoMeta, ren
     frame_shape, size = (meta.display_height, meta.display_width), plan.size
     best = {f: (-2.0, -1) for f in pending}   # keyframe -> (best correlation, its frame)
     own = {}                                   # keyframe -> correlation with its own frame
-    cuts, test = CutDetector(flow, scene_cut), flow_test(flow)
-    seg_first = 0
+    cuts = CutDetector(flow, scene_cut)
+    seg_first, prev_lum = 0, None
     last_guide = max([*pending, *hints], default=-1)  # past it no guide carries colour back: nothing spooled
     for index, L_small, _ in scan_lightness(path, meta, render_size, allow_truncated=allow_truncated):
         if plan._stop:
             return
         starts = cuts.feed(L_small, index)
+        lum = (L_small.float() / 100).clamp(0, 1)
+        moves = _moves(cuts, lum, prev_lum, index) if index <= last_guide else {}
+        prev_lum = lum[-1:]
         thumbs = _thumb(L_small) if pending else None
         for k in range(len(L_small)):
             i = index + k
@@ -277,10 +283,10 @@ def _scan(plan: GuidePlan, pending: dict, path: str | Path, meta: VideoMeta, ren
                     plan.failing = plan.failing or c < MIN_CORRELATION
             if starts[k]:
                 plan.shot_starts.append(i)
-                plan._lightness.clear()
+                plan._moves.clear()
                 seg_first = i
-            if i <= last_guide:
-                plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+            elif i <= last_guide and i > seg_first:
+                plan._moves.append(moves[i])  # how to go back from frame i to i - 1
             guide = pending[i][0] if i in pending and not plan.failing else None
             if i in hints:
                 h_ab, mask = rasterize(hints[i], size[0], size[1], *frame_shape)
@@ -291,12 +297,10 @@ def _scan(plan: GuidePlan, pending: dict, path: str | Path, meta: VideoMeta, ren
                     guide = Guide(i, ab, conf, f"hints of frame {i}", hints=hints[i])
             if guide is not None:
                 guide.L = L_small[k].clone()
-                plan._carry_back(guide, L_small[k], seg_first, test)
+                plan._carry_back(guide, L_small[k], seg_first)
                 plan.guides[i] = guide
                 plan._order.append(i)
-                plan._lightness.clear()
-                if i < last_guide:
-                    plan._lightness.append((L_small[k, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+                plan._moves.clear()
                 seg_first = i
         plan._publish(index + len(L_small))
     for kf in keyframes:
@@ -307,5 +311,18 @@ def _scan(plan: GuidePlan, pending: dict, path: str | Path, meta: VideoMeta, ren
             c, at = best[f]
             raise InputError(f"{kf.path}: does not match frame {f} (lightness correlation {own[f]:.2f}, needs "
                              f"{MIN_CORRELATION}); the best-matching frame is {at} ({c:.2f})")
-    plan._lightness.clear()
+    plan._moves.clear()
     plan._publish(done=True)
+
+
+def _moves(cuts: CutDetector, lum: torch.Tensor, prev_lum: torch.Tensor | None, index: int) -> dict[int, np.ndarray]:
+    """For each frame t of the chunk with a previous frame: ``(3, h, w)`` float16, the flow t-1 -> t and
+    the confidence of frame t-1 against t, from the flows the cut test just computed."""
+    motion = cuts.motion
+    if motion is None:
+        return {}
+    start, fw, _, bw = motion
+    j = start - index
+    before = torch.cat([prev_lum, lum[:-1]]) if prev_lum is not None else torch.cat([lum[:1], lum[:-1]])
+    _, conf, _ = cuts.test.flow_confidence(bw, fw, before[j:], lum[j:])  # frame t-1 against frame t
+    return {start + k: torch.cat([bw[k], conf[k]]).to(torch.float16).numpy() for k in range(len(bw))}

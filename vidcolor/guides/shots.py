@@ -55,6 +55,17 @@ class CutDetector:
         continued, _ = self._test.blend_values(luma, luma.clone(), index)
         return [not c for c in continued]
 
+    @property
+    def test(self) -> Stabilize:
+        """The stabilizer whose test decides the cuts."""
+        return self._test
+
+    @property
+    def motion(self) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """What the last ``feed`` computed: ``(first frame, flows t -> t-1, confidences, flows t-1 -> t)``
+        (``Stabilize.last_motion``), for the planning pass to reuse."""
+        return self._test.last_motion
+
     def reset(self) -> None:
         self._test.reset()
 

@@ -204,7 +204,8 @@ class Stabilize(Stage):
         self._resolved: str | None = None if self.mode == "auto" else self.mode
         self.scene_cuts: list[int] = []
         self.frames_blended = 0
-        self.last_motion: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self.last_motion: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.last_reverse: torch.Tensor | None = None
 
     def _forget(self) -> None:
         self._prev_grey = None
@@ -271,9 +272,17 @@ class Stabilize(Stage):
         return torch.from_numpy(np.stack(small)).unsqueeze(1)
 
     def confidence(self, cur: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Working-size flow t->t-1 (N, 2, h, w), confidence (N, 1, h, w) in [0, 1], cut score (N,)."""
+        """Working-size flow t->t-1 (N, 2, h, w), confidence (N, 1, h, w) in [0, 1], cut score (N,).
+        The flow t-1->t it also computes is kept in ``last_reverse`` (the same test run the other
+        way, :meth:`flow_confidence` ``(bw, fw, prev, cur)``, needs no new flow)."""
         fw = self.flow(cur, prev)   # t -> t-1: warp(prev, fw) ~= cur
         bw = self.flow(prev, cur)   # t-1 -> t
+        self.last_reverse = bw
+        return self.flow_confidence(fw, bw, cur, prev)
+
+    def flow_confidence(self, fw: torch.Tensor, bw: torch.Tensor, cur: torch.Tensor,
+                        prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`confidence` with both flows given (``fw``: cur -> prev, ``bw``: prev -> cur)."""
         reliable = occlusion_mask(fw, bw)
         warped, inside = warp(prev, fw, return_mask=True)
         residual = warped - cur
@@ -371,5 +380,6 @@ class Stabilize(Stage):
         self._prev_out = prev_out.clone(memory_format=torch.preserve_format)
         self._next_index = index + n
         # the motion test of frames index + first ..: guides carried with the same flow reuse it
-        self.last_motion = (index + first, fw, conf) if n - first > 0 else None
+        # (start, flows t -> t-1, confidences, flows t-1 -> t)
+        self.last_motion = (index + first, fw, conf, self.last_reverse) if n - first > 0 else None
         return blended, weights
