@@ -99,7 +99,7 @@ class GuidedChroma:
             if self._next is not None and i != self._next:
                 self._forward = None  # not the continuation of the last frame: no carrier to follow
             self._next = i + 1
-            if i in plan.shot_starts:
+            if plan.shot_start(i) == i:  # (bisect: a list scan per frame grows with the film)
                 self._forward, self._cache = None, {}
             guides = plan.shot_guides(i)
             if not guides:
