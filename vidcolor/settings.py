@@ -23,7 +23,7 @@ from vidcolor.styles import Style, get_style
 ENCODERS = ("pyav", "ffmpeg")
 # The stage overrides the CLI sets (``--lut``, ``--temporal``...): the keys of ``StageContext.overrides``.
 OVERRIDE_OPTIONS = ("lut", "temporal", "flow", "render_size", "weights", "precision", "compile", "keep_color",
-                    "keyframes", "hints")
+                    "keyframes", "hints", "mask")
 
 
 class FrozenMap(Mapping):
@@ -119,9 +119,13 @@ class RunSettings:
     def signature(self) -> dict[str, Any]:
         """What changes the pictures or the encoding (not the device, chunk size or ``allow_truncated``),
         shared by batch manifests and resumable-run work folders. The style's stage tables are included,
-        not only its name, so editing a style file counts as a change."""
+        not only its name, so editing a style file counts as a change; so does editing a mask file
+        (``masks``: the fingerprint of each, only when the run has masks)."""
+        from vidcolor.masks import mask_fingerprint
+
+        masks = {f: mask_fingerprint(f) for f in self.style.mask_files(dict(self.overrides))}
         return {"style": self.style.name, "stages": self.style.stages, "overrides": dict(self.overrides),
-                **self.encoder.signature()}
+                **self.encoder.signature(), **({"masks": masks} if masks else {})}
 
     def tags(self, stages: list[Any]) -> dict[str, Any]:
         """The provenance tags of an output made by ``stages`` (built from these settings)."""
@@ -140,7 +144,8 @@ _ENCODER_ALIASES = {"encoder": "backend", "encoder_options": "options"}
 def make_settings(style: str | Style | RunSettings = "noir", **options: Any) -> RunSettings:
     """The one builder of ``RunSettings``: from a style (name, path or ``Style``) and flat options, the
     names of the CLI's parameters: stage overrides (``lut``, ``temporal``, ``flow``, ``render_size``,
-    ``weights``, ``precision``, ``compile``, ``keep_color``, or a dict ``overrides``), ``EncoderSettings`` fields (``encoder`` or
+    ``weights``, ``precision``, ``compile``, ``keep_color``, ``mask``: the whole style inside a mask
+    file, or a dict ``overrides``), ``EncoderSettings`` fields (``encoder`` or
     ``backend``, ``codec``, ``crf``, ``pix_fmt``, ``encoder_options`` or ``options``...) and the other
     ``RunSettings`` fields. None (and False for flags) means not asked for. Raises ``InputError`` for
     an unknown style, a bad style table or an option that no stage of the style reads, ``TypeError``
@@ -156,6 +161,8 @@ def make_settings(style: str | Style | RunSettings = "noir", **options: Any) -> 
     unknown = []
     for key, value in options.items():
         if key in OVERRIDE_OPTIONS:
+            if key == "mask" and value:  # absolute: batch workers and work folders name the same file
+                value = os.path.abspath(os.path.expanduser(os.fspath(value)))
             if value is not None and value is not False:
                 overrides[key] = os.fspath(value) if key in ("keyframes", "hints", "lut") and isinstance(
                     value, os.PathLike) else value

@@ -8,6 +8,7 @@ their own in ``$VIDCOLOR_HOME/styles/`` or pass a path (``--style my_look.toml``
     type = "grade"
     preset = "noir"
     contrast = 5.0
+    mask = "face.png"      # any stage: only inside this mask (vidcolor.masks), relative to the style file
 """
 
 from __future__ import annotations
@@ -43,21 +44,29 @@ class Style:
         ``temporal``) that no stage of this style reads: a setting is never ignored without a word."""
         from vidcolor.stages import STAGES  # the package: importing it registers the built-in stages
 
+        from vidcolor.masks import check_mask
+
         where = self.path or f"style {self.name!r}"
         read: set[str] = set()
         for i, spec in enumerate(self.stages, 1):
-            table = {k: v for k, v in spec.items() if k != "type"}
+            table = {k: v for k, v in spec.items() if k not in ("type", "mask")}
             kind = spec.get("type")
             if kind not in STAGES:
                 raise InputError(f"{where}: [[stages]] {i}: unknown stage type {kind!r} "
                                  f"(known: {', '.join(sorted(STAGES))})")
             try:
                 STAGES[kind].options_from(table)
+                if "mask" in spec:
+                    if not isinstance(spec["mask"], str):
+                        raise InputError(f"mask must be a file name, got {spec['mask']!r}")
+                    check_mask(spec["mask"], self.folder)
             except InputError as exc:
                 raise InputError(f"{where}: [[stages]] {i} ({kind}): {exc}") from None
             read |= STAGES[kind].reads_overrides(table)
+        if (overrides or {}).get("mask"):
+            check_mask(overrides["mask"])  # type: ignore[index]
         for key, value in (overrides or {}).items():
-            if value is None or value is False or key in read:  # None / False: not asked for
+            if value is None or value is False or key in read or key == "mask":  # None / False: not asked for
                 continue
             users = [cls.override_use(key) for _, cls in sorted(STAGES.items()) if key in cls.overrides]
             kinds = ", ".join(str(st.get("type")) for st in self.stages)
@@ -65,15 +74,35 @@ class Style:
             raise InputError(f"{option} does not apply to style {self.name!r} (its stages: {kinds})"
                              + (f"; it applies to styles with {' or '.join(users)}" if users else ""))
 
+    @property
+    def folder(self) -> str | None:
+        """The style file's folder, which relative paths in it (``lut``, ``mask``) start from."""
+        return str(Path(self.path).parent) if self.path else None
+
+    def mask_files(self, overrides: dict[str, Any] | None = None) -> list[str]:
+        """The masks of the style's stage tables and the whole-style ``mask`` override, as absolute paths."""
+        from vidcolor.masks import resolve
+
+        found = [str(resolve(spec["mask"], self.folder)) for spec in self.stages if isinstance(spec.get("mask"), str)]
+        return found + ([str(resolve(overrides["mask"]))] if (overrides or {}).get("mask") else [])
+
     def build(self, ctx: StageContext) -> list[Stage]:
         """The style's stages, after ``check`` (so a bad value or an unused override fails before any
-        model is loaded or frame decoded)."""
+        model is loaded or frame decoded). A stage table with a ``mask`` becomes that stage inside the
+        mask (``Masked``), and the ``mask`` override puts the whole style inside one."""
+        from vidcolor.masks import load_mask
         from vidcolor.stages import StageContext, build_stage
+        from vidcolor.stages.masked import Masked
 
         self.check(ctx.overrides)
-        ctx = StageContext(device=ctx.device, overrides=ctx.overrides,
-                           style_dir=str(Path(self.path).parent) if self.path else None)
-        return [build_stage(spec, ctx) for spec in self.stages]
+        ctx = StageContext(device=ctx.device, overrides=ctx.overrides, style_dir=self.folder)
+        stages: list[Stage] = []
+        for spec in self.stages:
+            stage = build_stage({k: v for k, v in spec.items() if k != "mask"}, ctx)
+            stages.append(Masked([stage], load_mask(spec["mask"], self.folder)) if "mask" in spec else stage)
+        if ctx.overrides.get("mask"):
+            stages = [Masked(stages, load_mask(ctx.overrides["mask"]))]
+        return stages
 
 
 def builtin_dir() -> Path:

@@ -182,6 +182,10 @@ def processing_options(func):
                      help="Colorize styles: shots whose input already has colour keep it (output = input "
                           "frame), grey shots are colorized; decided at the first frame of each shot (scene "
                           "cuts as the stabilizer finds them). Takes RGB frames: slower than a plain run."),
+        click.option("--mask", metavar="FILE",
+                     help="Apply the style inside a region only; outside it the frames are the input's, bit for "
+                          "bit. FILE: a PNG (grey or alpha, resized to the frame), a mask video (frame i masks "
+                          "frame i) or a TOML of rectangles/polygons per frame range (docs/restoration.md)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--encoder", type=click.Choice(["pyav", "ffmpeg"]), default="pyav", show_default=True,
                      help="pyav: in-process; ffmpeg: the ffmpeg command-line tool (hardware encoders)."),
