@@ -75,9 +75,11 @@ def export_run(run_dir: str | Path, name: str, *, step: int | None = None,
     metrics_file = Path(run_dir) / "eval.json"
     metrics = json.loads(metrics_file.read_text())["mean"] if metrics_file.is_file() else {}
     weights = save_pretrained(net, target, weights_config(recipe, data, metrics))
+    superres = recipe.objective.task == "superres"
     style = write_user_style(name, task=recipe.objective.task,
                              description=f"Trained with vidcolor train ({recipe.name}, {recipe.objective.kind})",
-                             render_size=recipe.export.render_size, stabilize=recipe.export.stabilize)
+                             render_size=recipe.export.render_size, stabilize=recipe.export.stabilize,
+                             factor=int(recipe.model.kwargs.get("scale", 2)) if superres else None)
     return weights, style
 
 
@@ -117,6 +119,9 @@ def evaluate_run(run_dir: str | Path, data: list[str], *, max_frames: int = 32, 
     from vidcolor.training.media import scan
 
     net, recipe, ckpt_data = load_run(run_dir, step)
+    if recipe.objective.task == "superres":
+        raise InputError("train eval measures colorizers and stylizers; measure a superres run with "
+                         "docs/models/evaluate_upscale.py --weights FOLDER after `vidcolor train export`")
     size = size or recipe.export.render_size
     found = scan(data, exclude_splits=(), warn=warn)
     if not found.sources:

@@ -10,7 +10,8 @@
 
 Models see tensors in their own ranges: colorize input ``(L - 50) / 50`` ``(N, 1, H, W)`` in
 [-1, 1] and output ``ab / 110`` ``(N, 2, H, W)`` in [-1, 1] (the convention of our weights'
-``l_norm = [50, 50]``, ``ab_scale = 110``); stylize RGB in [-1, 1] both ways.
+``l_norm = [50, 50]``, ``ab_scale = 110``); stylize RGB in [-1, 1] both ways;
+superres RGB in [0, 1] both ways.
 
 Each objective owns its networks and does one full optimisation step per batch. Networks that
 must synchronise gradients across processes are called through ``wrap`` (DistributedDataParallel
@@ -115,7 +116,8 @@ class Pix2Pix(Objective):
     """Conditional GAN + L1 (+ temporal, + rebalancing) on paired data.
 
     ``step(batch, opts)``: batch ``{"a": (B, T, 3, H, W)}`` colour clips for colorize (L -> ab
-    pairs made here) or ``{"a", "b"}`` aligned RGB clips for stylize; both in [0, 1].
+    pairs made here), for superres (the crop area-downscaled by ``G.scale`` -> the crop, RGB in
+    [0, 1]; L1 alone) or ``{"a", "b"}`` aligned RGB clips for stylize; both in [0, 1].
     """
 
     groups = {"G": ["G"], "D": ["D"]}
@@ -133,6 +135,10 @@ class Pix2Pix(Objective):
     def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (model input, target, frames for flow), each ``(B, T, C, H, W)``."""
         a = batch["a"].to(self.device, non_blocking=True)
+        if self.cfg.task == "superres":  # the crop area-downscaled by the network's scale -> the crop
+            scale = self.nets["G"].scale
+            low = F.avg_pool2d(a.flatten(0, 1), scale).unflatten(0, a.shape[:2])
+            return low, a, a
         if self.cfg.task == "colorize":
             lab = rgb_to_lab(a)
             L, ab = lab[:, :, :1], lab[:, :, 1:]
@@ -192,7 +198,10 @@ class Pix2Pix(Objective):
                 logs["CIEDE2000"] = loss_de.item()
             # The L1 of a grey / identity answer on this batch: batches differ a lot in colour, so
             # L1 / L1_base is the comparable measure of progress across steps.
-            logs["L1_base"] = (y - (0 if cfg.task == "colorize" else x)).abs().mean().item()
+            base = 0 if cfg.task == "colorize" else x
+            if cfg.task == "superres":  # bicubic upsampling is the baseline
+                base = F.interpolate(x, size=y.shape[-2:], mode="bicubic", align_corners=False)
+            logs["L1_base"] = (y - base).abs().mean().item()
             if self.temporal is not None:
                 flow, mask = self.temporal.flows(flow_src)
                 loss_t = temporal_loss(fake.float().view(B, T, *fake.shape[1:]), flow, mask)

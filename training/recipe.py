@@ -43,7 +43,7 @@ from vidcolor.errors import InputError
 
 GAN_MODES = ("vanilla", "lsgan")
 KINDS = ("pix2pix", "cyclegan")
-TASKS = ("colorize", "stylize")
+TASKS = ("colorize", "stylize", "superres")
 FLOWS = ("dis", "raft_small", "raft_large")
 
 
@@ -286,6 +286,13 @@ def validate(r: Recipe, where: str) -> None:
     need(o.flow in FLOWS, "objective.flow", f"must be one of {FLOWS}, got {o.flow!r}")
     need(not (o.kind == "cyclegan" and o.task == "colorize"), "objective.task",
          "must be 'stylize' for cyclegan (RGB -> RGB domains); colorize is a paired (pix2pix) task")
+    if o.task == "superres":  # pairs made from one folder: the crop downscaled -> the crop, L1 alone
+        need(o.kind == "pix2pix" and r.model.arch == "superres", "objective.task",
+             "'superres' needs objective.kind = 'pix2pix' and model.arch = 'superres'")
+        need(o.lambda_gan == 0, "objective.lambda_gan", f"must be 0 for superres (L1 alone), got {o.lambda_gan}")
+        scale = r.model.kwargs.get("scale", 2)
+        need(d.crop % scale == 0 if isinstance(scale, int) else True, "data.crop",
+             f"must be a multiple of model.kwargs.scale ({scale}), got {d.crop}")
     need(0.0 <= o.rebalance <= 1.0, "objective.rebalance", f"must be in [0, 1], got {o.rebalance}")
     for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "lambda_temporal", "lambda_ciede",
                 "lambda_class"):

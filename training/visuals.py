@@ -25,6 +25,10 @@ def sample_rows(objective, batch: dict, recipe, n: int = 4) -> list[tuple[str, t
             ab = objective.generate(inp).float() * 110
             return [("input", (L / 100).expand(-1, 3, -1, -1)), ("output", lab_to_rgb_keep_lightness(L, ab)),
                     ("target", a)]
+        if recipe.objective.task == "superres":  # the low-resolution input shown enlarged (nearest)
+            low = objective.prepare({"a": batch["a"][:n, :1]})[0][:, 0]
+            return [("input", torch.nn.functional.interpolate(low, size=a.shape[-2:], mode="nearest")),
+                    ("output", objective.generate(low).float().clamp(0, 1)), ("target", a)]
         fake = (objective.generate(a * 2 - 1).float() + 1) / 2
         b = batch["b"][:n, 0].to(objective.device)
         rows = [("input", a), ("output", fake.clamp(0, 1)), ("B" if recipe.objective.kind == "cyclegan" else "target", b)]

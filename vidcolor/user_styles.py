@@ -54,11 +54,15 @@ def _stabilizer_lines(task: str, strength: float) -> list[str]:
 
 
 def style_text(task: str, weights: str, description: str, *, render_size: int | None = None,
-               stabilize: float = DEFAULT_STABILIZE) -> str:
+               stabilize: float = DEFAULT_STABILIZE, factor: int | None = None) -> str:
     """The TOML of a style that runs ``weights`` for ``task`` (``"colorize"`` or ``"stylize"``), then
-    the task's stabilizer at strength ``stabilize`` in [0, 1] (0: none)."""
+    the task's stabilizer at strength ``stabilize`` in [0, 1] (0: none); for ``"superres"`` an
+    ``upscale`` stage (method ``net``, ``factor`` the network's scale) alone."""
+    if task == "superres":
+        return "\n".join([f"description = {_toml_str(description)}", "", "[[stages]]", 'type = "upscale"',
+                          'method = "net"', f"factor = {int(factor or 2)}", f"weights = {_toml_str(weights)}"]) + "\n"
     if task not in ("colorize", "stylize"):
-        raise ValueError(f"task must be 'colorize' or 'stylize', got {task!r}")
+        raise ValueError(f"task must be 'colorize', 'stylize' or 'superres', got {task!r}")
     if not 0.0 <= stabilize <= 1.0:
         raise ValueError(f"stabilize must be in [0, 1], got {stabilize}")
     lines = [f"description = {_toml_str(description)}", "", "[[stages]]", f'type = "{task}"',
@@ -71,15 +75,16 @@ def style_text(task: str, weights: str, description: str, *, render_size: int | 
 
 
 def write_user_style(name: str, *, task: str, description: str, weights: str | None = None,
-                     render_size: int | None = None, stabilize: float = DEFAULT_STABILIZE) -> Path:
+                     render_size: int | None = None, stabilize: float = DEFAULT_STABILIZE,
+                     factor: int | None = None) -> Path:
     """Write ``<home>/styles/<name>.toml`` (see :func:`style_text`; ``weights`` defaults to ``name``)
     atomically, replacing a style of that name; returns its path. The caller checks the name
     (:func:`check_user_name`) and whether replacing is allowed."""
     path = user_style_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")  # not *.toml: never listed as a style while half written
-    tmp.write_text(style_text(task, weights or name, description, render_size=render_size, stabilize=stabilize),
-                   encoding="utf-8")
+    tmp.write_text(style_text(task, weights or name, description, render_size=render_size, stabilize=stabilize,
+                              factor=factor), encoding="utf-8")
     tmp.replace(path)
     return path
 

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from vidcolor.models.effunet import EffUNetColorizer
 from vidcolor.models.networks import ResnetGenerator, UnetGenerator, get_norm_layer
+from vidcolor.models.superres import SuperResNet
 from vidcolor.models.zhang import ECCV16Colorizer, SIGGRAPH17Colorizer
 
 Builder = Callable[..., nn.Module]
@@ -96,3 +97,10 @@ def effunet(*, encoder: str = "lite0", decoder_channels: list[int] | tuple[int, 
     return EffUNetColorizer(encoder=encoder, decoder_channels=tuple(decoder_channels), out_stride=out_stride,
                             step=step, temperature=temperature, chroma_gain=chroma_gain,
                             frozen_blocks=frozen_blocks)
+
+
+@register_model("superres")
+def superres(*, scale: int = 2, channels: int = 48, layers: int = 5) -> SuperResNet:
+    """×2 / ×4 super-resolution (:mod:`vidcolor.models.superres`): RGB in [0, 1] -> RGB ``scale`` times
+    larger, a residual over bicubic computed at the input's resolution."""
+    return SuperResNet(scale=scale, channels=channels, layers=layers)
