@@ -18,6 +18,7 @@ from typing import Any
 
 from vidcolor.io.probe import probe
 from vidcolor.settings import RunSettings, make_settings
+from vidcolor.stages.base import chain_output_size
 from vidcolor.styles import Style
 
 from . import segments
@@ -50,7 +51,9 @@ def run(input_path: str | os.PathLike, output_path: str | os.PathLike | None = N
     stages = build_stages(settings, dev)
     tags = settings.tags(stages)
     # 4. stream
-    with open_writer(settings.encoder, output, meta, queue_size=3, streams_from=input_path, tags=tags) as writer:
+    height, width = chain_output_size(stages, meta.display_height, meta.display_width)  # a stage may resize
+    with open_writer(settings.encoder, output, meta, queue_size=3, streams_from=input_path, tags=tags,
+                     width=width, height=height) as writer:
         done = stream(input_path, meta, stages, dev, settings, lambda frames, pts, _: writer.write(frames, pts),
                       progress=progress)
     # 5. the writer renamed output.part -> output when its context closed without error

@@ -32,7 +32,7 @@ import numpy as np
 from vidcolor.errors import InputError
 from vidcolor.io.probe import VideoMeta, probe
 from vidcolor.settings import RunSettings, make_settings
-from vidcolor.stages.base import Stage
+from vidcolor.stages.base import Stage, chain_output_size
 from vidcolor.styles import Style
 
 from .join import join_segments
@@ -96,8 +96,9 @@ class SegmentWriter:
             key = index // self.segment_frames
             self.current = Segment(index=key, start=index, frames=0, first_pts=pts[0],
                                    file=f"seg-{key:05d}{SEGMENT_EXT}")
+            height, width = chain_output_size(self.stages, self.meta.display_height, self.meta.display_width)
             self.writer = open_writer(self.settings.encoder, self.work / self.current.file, self.meta,
-                                      queue_size=3, streams_from=None, tags=None)
+                                      queue_size=3, streams_from=None, tags=None, width=width, height=height)
             self.writer.__enter__()
         self.writer.write(frames, pts)
         self.current.frames += len(pts)

@@ -33,7 +33,8 @@ class Chunk:
     """``frames``: (T, 3, H, W) float32 RGB in [0, 1] (uint8 RGB, or (T, 1, H, W) uint8 luma, for stages
     that accept it); ``index``: number of the first frame in the video;
     ``pts``: presentation timestamps (in the video stream's time base), one per frame;
-    ``source``: the decoded input frames of this chunk, (T, 3, H, W), untouched by earlier stages
+    ``source``: the decoded input frames of this chunk, (T, 3, H, W), untouched by earlier stages and
+    at the input's size (after a stage that resizes, ``upscale``, ``frames`` are larger than it)
     (temporal stages compute flow and scene cuts on the input, not on a previous stage's output);
     ``yuv``: set by the run when the writer takes yuv420p planes as they are, to their coding
     (swscale matrix code, full range): a stage may then give ``frames`` as (T, 1, H * 3 / 2, W)
@@ -263,6 +264,12 @@ class Stage:
             missing = [k for k in known if k not in values]
             raise InputError(f"missing key {missing[0]!r}" if missing else str(exc)) from None
 
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) of the frames this stage gives for input frames of that size: the same
+        by default; a stage that resizes (``upscale``) says so here, and :func:`chain_output_size`
+        gives the writer the size at the end of a style's chain."""
+        return height, width
+
     def process(self, chunk: Chunk) -> Chunk:
         raise NotImplementedError
 
@@ -287,6 +294,13 @@ class Stage:
     def from_options(cls, options: StageOptions, ctx: StageContext) -> Stage:
         """The stage from its checked options; the device and anything else from the run's ``ctx``."""
         return cls(**options.as_kwargs())
+
+
+def chain_output_size(stages: list[Stage], height: int, width: int) -> tuple[int, int]:
+    """The frame size after ``stages`` (each one's ``output_size``) for input frames of ``height`` x ``width``."""
+    for stage in stages:
+        height, width = stage.output_size(height, width)
+    return height, width
 
 
 STAGES: dict[str, type[Stage]] = {}

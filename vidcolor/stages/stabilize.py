@@ -296,7 +296,10 @@ class Stabilize(Stage):
         return fw, conf, cut_score
 
     def _resolve_mode(self, frames: torch.Tensor, source: torch.Tensor) -> str:
-        d = (to_grey(frames[:1].float()) - to_grey(source[:1].float())).abs().mean().item()
+        first = frames[:1].float()
+        if first.shape[-2:] != source.shape[-2:]:  # after a stage that resized (upscale): at the input's size
+            first = F.interpolate(first, size=tuple(source.shape[-2:]), mode="area")
+        d = (to_grey(first) - to_grey(source[:1].float())).abs().mean().item()
         return "ab" if d < _AUTO_LUMA_TOL else "rgb"
 
     def process(self, chunk: Chunk) -> Chunk:
@@ -316,7 +319,8 @@ class Stabilize(Stage):
     def _process(self, chunk: Chunk) -> Chunk:
         frames = chunk.frames
         source = chunk.source if chunk.source is not None else frames
-        if source.shape != frames.shape:
+        (h, w), (sh, sw) = frames.shape[-2:], source.shape[-2:]
+        if source.shape[:2] != frames.shape[:2] or h * sw != w * sh:  # an upscale before may scale H and W
             raise ValueError(f"chunk.source shape {tuple(source.shape)} differs from frames {tuple(frames.shape)}")
         if self._resolved is None:
             self._resolved = self._resolve_mode(frames, source)
