@@ -216,3 +216,15 @@ def test_a_stage_mask_in_a_style_file_is_relative_to_it(tmp_path):
     bad = load_style_file(write(tmp_path / "looks/bad.toml", '[[stages]]\ntype = "grade"\nmask = "nope.png"\n'))
     with pytest.raises(InputError, match=r"\[\[stages\]\] 1 \(grade\): mask file not found"):
         bad.check()
+
+
+def test_a_stage_that_resizes_cannot_be_masked(tmp_path):
+    class Double(Stage):
+        name = "double"
+
+        def output_size(self, height: int, width: int) -> tuple[int, int]:
+            return 2 * height, 2 * width
+
+    mask = load_mask(write(tmp_path / "m.toml", "[[region]]\nrect = [0, 0, 4, 4]\n"))
+    with pytest.raises(InputError, match="stage 'double' resizes"):
+        Masked([grade(), Double()], mask)

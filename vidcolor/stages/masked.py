@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidcolor.errors import ProcessingError
+from vidcolor.errors import InputError, ProcessingError
 from vidcolor.masks import MaskSource
 from vidcolor.stages.base import Chunk, Stage
 
@@ -37,6 +37,10 @@ class Masked(Stage):
     def __init__(self, stages: list[Stage], mask: MaskSource) -> None:
         if not stages:
             raise ValueError("Masked needs at least one stage")
+        for s in stages:
+            if s.output_size(480, 640) != (480, 640):
+                raise InputError(f"{mask.path}: a mask keeps frames at their size, and stage {s.name!r} resizes "
+                                 "them; mask the stages before or after it instead")
         self.stages, self.mask = list(stages), mask
         self.name = "+".join(s.name for s in self.stages)
         self.pending: collections.deque = collections.deque()
