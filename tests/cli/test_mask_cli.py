@@ -68,6 +68,22 @@ def test_grades_inside_a_region_mask_leave_the_rest_bit_identical(shared_data, t
     check_outside(src, out, mask)
 
 
+def test_a_mask_video_shorter_than_the_clip(shared_data, tmp_path):
+    src = real_clip(shared_data, tmp_path)
+    frames = np.zeros((3, H // 2, W // 2, 3), np.uint8)  # 3 frames at half size: the last one holds
+    for i in range(3):
+        frames[i, 5 + 10 * i:30 + 10 * i, 10:80] = 255
+    mask = encode_frames(tmp_path / "matte.mkv", frames)
+    out = tmp_path / "o.mkv"
+    r = cli("run", src, "-o", out, "--style", "sepia", "--mask", mask, *LOSSLESS)
+    assert r.exit_code == 0, r.output
+    check_outside(src, out, mask)
+    m = load_mask(mask)
+    assert np.array_equal(m.weights(7, H, W), m.weights(2, H, W)) and not np.array_equal(m.weights(0, H, W),
+                                                                                        m.weights(2, H, W))
+    m.close()
+
+
 @pytest.mark.slow
 def test_colorize_inside_a_png_mask_leaves_the_rest_bit_identical(shared_data, tmp_path):
     src = real_clip(shared_data, tmp_path, "videos/bw/moviepy_chaplin_bw.mp4")
