@@ -1,9 +1,10 @@
 """``evaluate(output, source, reference=None)``: stream videos in lockstep and measure the output.
 
 Steps: (1) open the videos and check they can be compared, (2) read them a chunk at a time and
-feed the streaming meters of ``vidcolor.metrics`` (only the last few frames and small thumbnails
-are kept), (3) return an ``EvalReport``; ``write_sheet`` and ``write_plot`` draw the contact sheet
-and the per-frame curves.
+feed the streaming meters of ``vidcolor.metrics`` and ``vidcolor.defect_metrics`` (only the last
+few frames and small thumbnails are kept; the flicker index and noise estimate are measured on each
+video, output, source and reference, with its own flow), (3) return an ``EvalReport``;
+``write_sheet`` and ``write_plot`` draw the contact sheet and the per-frame curves.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from vidcolor import metrics
 from vidcolor.color import lab_to_rgb, rgb_to_lab
+from vidcolor.defect_metrics import FlickerMeter, noise_sigma
 from vidcolor.errors import InputError, VideoError
 
 SHEET_THUMB_HEIGHT = 160
@@ -49,6 +51,12 @@ class EvalReport:
     psnr_grey: float | None = None       # the grey baseline: the reference's L* with a* = b* = 0
     ciede2000_grey: float | None = None
     colorfulness_reference: float | None = None
+    flicker_index: float = math.nan       # vidcolor.defect_metrics.FlickerMeter, per video on its own flow
+    flicker_index_source: float = math.nan
+    flicker_index_reference: float | None = None
+    noise: float = math.nan               # Immerkaer 1996 luma sigma (0-255), median over frames
+    noise_source: float = math.nan
+    noise_reference: float | None = None
     per_frame: dict[str, list[float]] = field(default_factory=dict)
     sheet_frames: list[int] = field(default_factory=list)
 
@@ -58,6 +66,9 @@ class EvalReport:
             "cdc": self.cdc, "colorfulness": self.colorfulness, "colorfulness_reference": self.colorfulness_reference,
             "psnr": self.psnr, "ssim": self.ssim, "ciede2000": self.ciede2000,
             "psnr_grey": self.psnr_grey, "ciede2000_grey": self.ciede2000_grey,
+            "flicker_index": self.flicker_index, "flicker_index_source": self.flicker_index_source,
+            "flicker_index_reference": self.flicker_index_reference,
+            "noise": self.noise, "noise_source": self.noise_source, "noise_reference": self.noise_reference,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -192,6 +203,8 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
     # 2. Stream.
     warp_meter = metrics.WarpingErrorMeter(estimator)
     cdc_meter = metrics.CDCMeter()
+    flicker = {k: FlickerMeter(estimator) for k in names}
+    noise: dict[str, list[float]] = {k: [] for k in names}
     per_frame: dict[str, list[float]] = {"colorfulness": []}
     if reference is not None:
         per_frame.update({"psnr": [], "ssim": [], "ciede2000": [], "colorfulness_reference": [],
@@ -225,6 +238,9 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
         frames = {k: metrics.as_frames(v) for k, v in got.items()}
         warp_meter.update(frames["output"], frames["source"])
         cdc_meter.update(frames["output"])
+        for k, f in frames.items():
+            flicker[k].update(f)
+            noise[k].extend(noise_sigma(f))
         grey = grey_of(frames["reference"]) if reference is not None else None
         for i in range(frames["output"].shape[0]):
             out_i = frames["output"][i]
@@ -247,6 +263,11 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
     # 3. Report.
     per_frame["warping_error"] = list(warp_meter.per_pair)
     per_frame["warping_error_source"] = list(warp_meter.per_pair_input)
+    for k in names:
+        suffix = "" if k == "output" else f"_{k}"
+        per_frame[f"flicker{suffix}"] = list(flicker[k].per_pair)
+        per_frame[f"noise{suffix}"] = noise[k]
+    ref = reference is not None
     ref_mean = (lambda k: metrics.mean_or_nan(per_frame[k])) if reference is not None else (lambda k: None)
     report = EvalReport(
         output=names["output"], source=names["source"], reference=names.get("reference"), frames=count,
@@ -255,7 +276,11 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
         colorfulness=metrics.mean_or_nan(per_frame["colorfulness"]),
         psnr=ref_mean("psnr"), ssim=ref_mean("ssim"), ciede2000=ref_mean("ciede2000"),
         psnr_grey=ref_mean("psnr_grey"), ciede2000_grey=ref_mean("ciede2000_grey"),
-        colorfulness_reference=ref_mean("colorfulness_reference"), per_frame=per_frame,
+        colorfulness_reference=ref_mean("colorfulness_reference"),
+        flicker_index=flicker["output"].value, flicker_index_source=flicker["source"].value,
+        flicker_index_reference=flicker["reference"].value if ref else None,
+        noise=float(np.median(noise["output"])), noise_source=float(np.median(noise["source"])),
+        noise_reference=float(np.median(noise["reference"])) if ref else None, per_frame=per_frame,
     )
     picked = thumbs.pick()
     report.sheet_frames = [i for i, _ in picked]
@@ -289,7 +314,8 @@ def write_sheet(path: str | Path, picked: list[tuple[int, list[np.ndarray]]], la
 
 
 def write_plot(path: str | Path, report: EvalReport) -> None:
-    """Per-frame warping error (output and source) and colorfulness curves, PNG via matplotlib."""
+    """Per-frame curves, PNG via matplotlib: warping error (output and source), flicker (each video;
+    skipped pairs are gaps) and colorfulness."""
     try:
         import matplotlib
 
@@ -298,12 +324,19 @@ def write_plot(path: str | Path, report: EvalReport) -> None:
     except ImportError:
         raise InputError("--plot needs matplotlib (pip install 'vidcolor[eval]')") from None
     pf = report.per_frame
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, (ax1, ax3, ax2) = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True)
     xs = np.arange(1, len(pf["warping_error"]) + 1)
     ax1.plot(xs, pf["warping_error"], label=f"output (mean {report.warping_error:.5f})")
     ax1.plot(xs, pf["warping_error_source"], label=f"source (mean {report.warping_error_source:.5f})", alpha=0.7)
     ax1.set_ylabel("warping error (Lai et al.)")
     ax1.legend(loc="upper right")
+    for key, label in (("flicker", "output"), ("flicker_source", "source"), ("flicker_reference", "reference")):
+        if key in pf:
+            mean = {"flicker": report.flicker_index, "flicker_source": report.flicker_index_source,
+                    "flicker_reference": report.flicker_index_reference}[key]
+            ax3.plot(xs, pf[key], label=f"{label} (index {mean:.4f})", alpha=1.0 if key == "flicker" else 0.7)
+    ax3.set_ylabel("flicker (|Δ mean luma| / mean)")
+    ax3.legend(loc="upper right")
     ax2.plot(np.arange(len(pf["colorfulness"])), pf["colorfulness"], label="output")
     if "colorfulness_reference" in pf:
         ax2.plot(np.arange(len(pf["colorfulness_reference"])), pf["colorfulness_reference"], label="reference", alpha=0.7)

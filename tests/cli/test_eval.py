@@ -145,3 +145,93 @@ def test_no_grey_baseline_without_a_reference(clips, tmp_path):
     assert res.exit_code == 0, res.output
     m = json.loads(report.read_text())["metrics"]
     assert m["ciede2000_grey"] is None and m["psnr_grey"] is None and "grey baseline" not in res.output
+
+
+# -- flicker index and noise estimate ------------------------------------------------------------------------
+def flicker_clips(d: Path) -> dict:
+    """A moving clip and a still one, each clean and with i.i.d. brightness flicker of ±10 % (lossless)."""
+    from tests.conftest import natural_frames
+    from vidcolor.degrade import Degradation, degrade
+
+    moving = natural_frames(16, 96, 128, seed=1)
+    still = np.repeat(moving[:1], 16, axis=0)
+    flicker_only = Degradation(flicker=0.1, grain=0, specks=0, scratches=0)
+    out = {}
+    for name, frames in (("moving", moving), ("still", still)):
+        bad, rec = degrade(frames, flicker_only, seed=3)
+        out[name] = (write_lossless(d / f"{name}.mkv", frames), write_lossless(d / f"{name}.flicker.mkv", bad), rec)
+    return out
+
+
+def eval_no_reference(out: Path, src: Path, tmp_path: Path) -> tuple[dict, str]:
+    report = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["eval", str(out), "--source", str(src), "--json", str(report)])
+    assert res.exit_code == 0, res.output
+    return json.loads(report.read_text()), res.output
+
+
+def test_flicker_index_of_a_flickering_clip(tmp_path):
+    clips = flicker_clips(tmp_path)
+    moving, moving_bad, _ = clips["moving"]
+    report, table = eval_no_reference(moving_bad, moving, tmp_path)
+    m = report["metrics"]
+    assert m["flicker_index"] > 8 * m["flicker_index_source"] and m["flicker_index"] > 0.03
+    assert m["flicker_index_reference"] is None and "flicker_reference" not in report["per_frame"]
+    assert len(report["per_frame"]["flicker"]) == len(report["per_frame"]["flicker_source"]) == 15
+    assert "flicker index" in table and "noise σ" in table
+    # Still content: the index is the mean relative gain change, |g_t - g_t-1| / g_t (~2 x 0.1 / 3).
+    still, still_bad, rec = clips["still"]
+    report, _ = eval_no_reference(still_bad, still, tmp_path)
+    g = np.array(rec["gains"])
+    expected = np.mean(np.abs(g[1:] - g[:-1]) / g[1:])
+    assert report["metrics"]["flicker_index"] == pytest.approx(expected, rel=0.1)
+    assert report["metrics"]["flicker_index_source"] < 0.002
+
+
+def test_flicker_meter_skips_cuts_and_does_not_depend_on_chunks():
+    from tests.conftest import natural_frames
+    from vidcolor.defect_metrics import FlickerMeter
+    from vidcolor.flow import DISFlow
+
+    a = natural_frames(4, 96, 128, seed=0)
+    yy, xx = np.mgrid[0:96, 0:128]
+    b = np.stack([np.stack([np.sin(xx / 3 + t) * 100 + 128, (yy * 2) % 256, (xx * yy) % 256], -1)
+                  for t in range(4)]).astype(np.uint8)
+    clip = np.concatenate([a, b])
+    whole = FlickerMeter(DISFlow())
+    whole.update(clip)
+    parts = FlickerMeter(DISFlow())
+    for i, j in ((0, 1), (1, 5), (5, 8)):
+        parts.update(clip[i:j])
+    assert np.isnan(whole.per_pair[3]) and sum(np.isnan(whole.per_pair)) == 1  # the cut, and only it
+    np.testing.assert_allclose(parts.per_pair, whole.per_pair, rtol=1e-6, atol=1e-9)
+    assert whole.value == pytest.approx(np.nanmean(whole.per_pair))
+
+
+@pytest.mark.parametrize("sigma", [3.0, 8.0, 15.0])
+def test_noise_estimate_recovers_a_known_sigma(sigma):
+    from vidcolor.defect_metrics import noise_sigma
+
+    rng = np.random.default_rng(int(sigma))
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float64)
+    smooth = 128 + 60 * np.sin(xx / 40) * np.cos(yy / 55)
+    grey = smooth[None, :, :, None] + rng.normal(0, sigma, (2, 240, 320, 1))         # the same in R, G, B
+    frames = np.clip(np.repeat(grey, 3, -1).round(), 0, 255).astype(np.uint8)
+    assert np.median(noise_sigma(frames)) == pytest.approx(sigma, rel=0.2)
+    per_channel = smooth[None, :, :, None] + rng.normal(0, sigma, (2, 240, 320, 3))    # independent channels
+    frames = np.clip(per_channel.round(), 0, 255).astype(np.uint8)
+    assert np.median(noise_sigma(frames)) == pytest.approx(sigma * 0.749, rel=0.2)
+    clean = np.repeat(np.round(smooth)[None, :, :, None], 3, -1).astype(np.uint8)
+    assert noise_sigma(clean)[0] < 0.5  # the smooth image alone is (almost) noiseless
+
+
+def test_noise_estimate_in_the_report(clips, tmp_path):
+    report, _ = eval_json(clips["out"], clips["src"], clips["ref"], tmp_path)
+    m, pf = report["metrics"], report["per_frame"]
+    assert len(pf["noise"]) == len(pf["noise_source"]) == len(pf["noise_reference"]) == 10
+    assert m["noise"] == pytest.approx(np.median(pf["noise"])) and m["noise_reference"] >= 0
+
+
+def test_help_lists_flicker_and_noise():
+    res = CliRunner().invoke(main, ["eval", "--help"])
+    assert res.exit_code == 0 and "flicker index" in res.output and "Immerkaer" in res.output

@@ -40,18 +40,24 @@ def write_json(path: str, data: dict) -> None:
               help="Write a contact sheet PNG (source / output / reference at evenly spaced frames).")
 @click.option("--sheet-frames", type=click.IntRange(1, 32), default=6, show_default=True, help="Columns of the sheet.")
 @click.option("--plot", type=click.Path(path_type=str), default=None,
-              help="Write per-frame warping error and colorfulness curves (PNG, needs matplotlib).")
+              help="Write per-frame warping error, flicker and colorfulness curves (PNG, needs matplotlib).")
 @click.option("--flow", type=click.Choice(FLOW_CHOICES), default="dis", show_default=True,
               help="Flow estimator; compare warping errors only between runs measured with the same one.")
 @handle_errors
 def eval_cmd(output: str, source: str, reference: str | None, json_path: str | None, sheet: str | None,
              sheet_frames: int, plot: str | None, flow: str) -> None:
-    """Measure how stable and how colourful OUTPUT is.
+    """Measure how stable and how colourful OUTPUT is, and how much it flickers and how noisy it is.
 
     \b
     warping error  Lai et al. ECCV 2018 (lower = steadier; the source's own value is the floor)
     CDC            colour distribution consistency, TCVC (lower = steadier)
     colorfulness   Hasler & Süsstrunk 2003 (0 = grey, ~33 moderately, ~59 quite colourful)
+    flicker index  mean over frames of |mean luma - mean of the flow-warped previous luma| /
+                   mean luma, on reliable pixels (forward-backward check) at a short side of
+                   240; pairs with < 20 % reliable pixels (cuts) skipped; 0 = steady exposure,
+                   ±10 % random gain on still content gives ~0.067. Output, source, reference
+    noise          luma noise sigma (0-255), Immerkaer 1996, median over frames; fine texture
+                   counts too, so compare versions of the same clip. Output, source, reference
     PSNR/SSIM/ΔE00 against --reference, when given; PSNR and ΔE00 also for the
                    grey baseline (the reference in black and white: L* kept, a* = b* = 0),
                    so "colour helped" means the output is closer than no colour at all
@@ -98,6 +104,12 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
     t.add_row("warping error", fmt(report.warping_error, ".6f"),
               f"lower is steadier; source itself {fmt(report.warping_error_source, '.6f')}")
     t.add_row("CDC", fmt(report.cdc, ".6f"), "lower is steadier")
+    ref_note = (lambda v, spec: f", reference {fmt(v, spec)}") if reference else (lambda v, spec: "")
+    t.add_row("flicker index", fmt(report.flicker_index, ".4f"),
+              f"lower is steadier exposure; source {fmt(report.flicker_index_source, '.4f')}"
+              + ref_note(report.flicker_index_reference, ".4f"))
+    t.add_row("noise σ", fmt(report.noise, ".2f"),
+              f"luma, 0-255; source {fmt(report.noise_source, '.2f')}" + ref_note(report.noise_reference, ".2f"))
     t.add_row("colorfulness", fmt(report.colorfulness, ".2f"),
               f"reference {fmt(report.colorfulness_reference, '.2f')}" if reference else "0 = grey")
     if reference:
