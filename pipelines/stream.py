@@ -150,6 +150,32 @@ def stage_warnings(stages: list[Stage]) -> list[str]:
     return [w for s in stages for w in s.warnings]
 
 
+def with_ahead(chunks: Iterable[FrameChunk], count: int) -> Iterator[tuple[FrameChunk, np.ndarray | None]]:
+    """Each chunk with the first ``count`` frames that follow it (copied from the next chunks; fewer
+    at the end of the film; None when ``count`` is 0). Holds back one chunk, or more when the chunks
+    are shorter than ``count``."""
+    if count <= 0:
+        for fc in chunks:
+            yield fc, None
+        return
+    pending: list[FrameChunk] = []
+    for fc in chunks:
+        pending.append(fc)
+        while pending and sum(len(p) for p in pending[1:]) >= count:
+            yield pending[0], _first_frames(pending[1:], count)
+            pending.pop(0)
+    while pending:
+        yield pending[0], _first_frames(pending[1:], count)
+        pending.pop(0)
+
+
+def _first_frames(chunks: list[FrameChunk], count: int) -> np.ndarray | None:
+    parts = [fc.frames for fc in chunks if len(fc)]
+    if not parts:
+        return None
+    return np.ascontiguousarray(np.concatenate(parts)[:count])
+
+
 def split_chunks(chunks: Iterable[FrameChunk], cut: Callable[[int], int]) -> Iterator[FrameChunk]:
     """Cut chunks so none straddles a boundary; ``cut(i)`` is the first boundary after frame ``i``."""
     for fc in chunks:
@@ -208,14 +234,18 @@ def _stream(input_path: str | Path, meta: VideoMeta, stages: list[Stage], device
         pieces: Iterable[FrameChunk] = reader.chunks(chunk_size)
         if cut is not None:
             pieces = split_chunks(pieces, cut)
+        # the frames after each piece are read before ``end`` cuts the film short: a segment's last
+        # frames see what the whole run would
+        paired: Iterable[tuple[FrameChunk, np.ndarray | None]] = with_ahead(pieces, max((s.lookahead for s in stages), default=0))
         if end is not None:
-            pieces = itertools.takewhile(lambda fc: fc.index < end, pieces)
-        groups = [pieces] if cut is None else (g for _, g in itertools.groupby(pieces, key=lambda fc: cut(fc.index)))
+            paired = itertools.takewhile(lambda p: p[0].index < end, paired)
+        groups = [paired] if cut is None else (g for _, g in itertools.groupby(paired, key=lambda p: cut(p[0].index)))
 
-        def as_chunks(group: Iterable[FrameChunk]) -> Iterator[Chunk]:
-            for fc in group:
+        def as_chunks(group: Iterable[tuple[FrameChunk, np.ndarray | None]]) -> Iterator[Chunk]:
+            for fc, ahead in group:
                 x = frames_in(fc.frames, device, plan.uint8)
-                yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=plan.yuv)
+                nxt = None if ahead is None else frames_in(ahead, device, plan.uint8)
+                yield Chunk(frames=x, index=fc.index, pts=fc.pts, source=x, yuv=plan.yuv, ahead=nxt)
 
         for group in groups:
             for out in run_stages(stages, as_chunks(group)):

@@ -39,13 +39,16 @@ class Chunk:
     ``yuv``: set by the run when the writer takes yuv420p planes as they are, to their coding
     (swscale matrix code, full range): a stage may then give ``frames`` as (T, 1, H * 3 / 2, W)
     uint8 planes in that coding (``vidcolor.io.grey.i420_from_luma``; the Colorize stage does,
-    from luma input)."""
+    from luma input); ``ahead``: the decoded input frames that follow the chunk, in ``source``'s
+    format, as many as the style's stages look ahead (``Stage.lookahead``; fewer at the end of the
+    film), or None when no stage looks ahead."""
 
     frames: torch.Tensor
     index: int
     pts: list[int] = field(default_factory=list)
     source: torch.Tensor | None = None
     yuv: tuple[int, bool] | None = None
+    ahead: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.frames.dim() != 4 or self.frames.shape[1] not in (1, 3):
@@ -219,6 +222,10 @@ class Stage:
         ``inspects_input``; called before the first chunk. Default: nothing."""
 
     prepares_input: ClassVar[bool] = False
+    # input frames after its chunk a stage reads (``Chunk.ahead``): restoration compares each frame
+    # with the next one; the run decodes that far ahead, so the output is the same however the film
+    # is cut into chunks or segments
+    lookahead: ClassVar[int] = 0
 
     def prepare_input(self, path: Any, meta: Any, allow_truncated: bool = False) -> None:
         """When ``prepares_input``: the run calls this with the input's path and ``VideoMeta`` before

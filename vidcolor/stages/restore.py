@@ -1,0 +1,234 @@
+"""Film restoration: deflicker, dust and scratch repair, and degrain, on one motion-compensated window.
+
+Frame ``t`` is restored from itself and its neighbours ``t - 1`` and ``t + 1`` in the same shot
+(``vidcolor.restore.motion.MotionWindow``: DIS flow at a working size, scene cuts, brightness
+levels), in this order:
+
+1. **deflicker**: the frame's log brightness ``level_t`` (the exposure changes measured between
+   motion-compensated frames, summed over the shot) is moved towards the least-squares line through
+   the levels of the ``window`` frames either side in the shot: exposure pumping goes, a real fade
+   (a straight line in log brightness) and a cut stay. The neighbours are scaled to the frame's new
+   brightness, whatever the deflicker strength, so the next steps compare like with like.
+2. **dust**: pixels that are temporal outliers against both flow-warped neighbours, while these agree
+   (``filters.find_dust``), are replaced by the neighbours' mean: dust specks and line scratches
+   that last one frame. A frame without both neighbours in its shot (the first and last of a shot)
+   keeps its dust.
+3. **degrain**: a weighted mean of the frame and the warped neighbours, each weight falling to zero
+   where the neighbour differs by more than the frame's estimated noise explains
+   (``filters.match_weight``).
+
+The stage reads the frame after each chunk from ``Chunk.ahead`` (and ``window`` frames for the
+deflicker's centred line), so its output does not depend on chunking; its state (the window's
+measured frames and the previous decoded frame) makes resumed runs exact. It works on the decoded
+frames, so it comes first in a style. ``channels = "luma"`` restores the luma only and takes the
+run's luma-only decoding when every stage allows it (restore-colorize, restore-noir: what follows
+keeps only the luma anyway). The arithmetic runs on the CPU (numpy and OpenCV) whatever the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from vidcolor.errors import InputError
+from vidcolor.restore.filters import find_dust, match_weight, noise_sigma, temporal_average
+from vidcolor.restore.motion import MotionWindow, inside_mask, luma_of, upsample_flow, warp_map
+from vidcolor.stages.base import Chunk, Stage, StageContext, StageOptions, option, register_stage
+
+
+@dataclass(frozen=True)
+class RestoreOptions(StageOptions):
+    deflicker: float = option(1.0, float, 0, 1)
+    dust: float = option(1.0, float, 0, 1)
+    degrain: float = option(1.0, float, 0, 2)
+    window: int = option(5, int, 1, 12)
+    dust_threshold: float = option(0.08, float, 0.01, 1)
+    scene_cut: float = option(0.35, float, 0, 1, lo_open=True)
+    work_size: int = option(240, int, 64, 1080)
+    channels: str = option("rgb", str, choices=("rgb", "luma"))
+
+
+@register_stage("restore")
+class Restore(Stage):
+    """Deflicker + dust + degrain (strengths 0..1, degrain 0..2; 0 turns a filter off)."""
+
+    Options: ClassVar[type[StageOptions]] = RestoreOptions
+
+    def __init__(self, deflicker: float = 1.0, dust: float = 1.0, degrain: float = 1.0, window: int = 5,
+                 dust_threshold: float = 0.08, scene_cut: float = 0.35, work_size: int = 240,
+                 channels: str = "rgb") -> None:
+        self.options = RestoreOptions(deflicker=deflicker, dust=dust, degrain=degrain, window=window,
+                                      dust_threshold=dust_threshold, scene_cut=scene_cut, work_size=work_size,
+                                      channels=channels)
+        self.deflicker, self.dust, self.degrain = float(deflicker), float(dust), float(degrain)
+        self.window, self.dust_threshold, self.channels = int(window), float(dust_threshold), channels
+        self.motion = MotionWindow(work_size=work_size, scene_cut=scene_cut, keep=self.radius + 1)
+        self._prev: np.ndarray | None = None  # the decoded frame before the next one to restore
+        self._next = 0  # index of the next frame to restore
+        self.scene_cuts: list[int] = []
+
+    @property
+    def radius(self) -> int:
+        """Frames either side the deflicker's line takes."""
+        return self.window if self.deflicker > 0 else 1
+
+    @property
+    def lookahead(self) -> int:  # type: ignore[override]
+        return self.radius
+
+    @property
+    def accepts_uint8(self) -> bool:  # type: ignore[override]
+        return True
+
+    @property
+    def accepts_grey(self) -> bool:  # type: ignore[override]
+        return self.channels == "luma"
+
+    @classmethod
+    def from_options(cls, options: StageOptions, ctx: StageContext) -> Stage:
+        return cls(**options.as_kwargs())
+
+    # -- frames in and out -------------------------------------------------------------------------
+    @staticmethod
+    def _hwc(x: torch.Tensor) -> np.ndarray:
+        """(T, C, H, W) uint8 or float -> (T, H, W, C) numpy on the CPU, as it is (a view when the
+        tensor is a permuted (T, H, W, C) array, as the run's frames are)."""
+        hwc = x.detach().permute(0, 2, 3, 1).cpu()
+        return hwc.numpy() if hwc.dtype in (torch.uint8, torch.float32) else hwc.float().numpy()
+
+    @staticmethod
+    def _float(frame: np.ndarray) -> np.ndarray:
+        if frame.dtype == np.uint8:
+            return np.multiply(frame, np.float32(1 / 255), dtype=np.float32)
+        return np.array(frame, np.float32)  # a copy: restore_frame writes into it
+
+    def process(self, chunk: Chunk) -> Chunk:
+        if chunk.source is not None and chunk.frames is not chunk.source:
+            raise InputError("a restore stage works on the decoded frames: put it first in the style")
+        x = chunk.frames
+        frames = self._hwc(x)
+        ahead = self._hwc(chunk.ahead) if chunk.ahead is not None else frames[:0]
+        if chunk.index != self._next:
+            self.reset()
+        front = self.motion.front
+        for k, frame in enumerate(list(frames) + list(ahead)):
+            i = chunk.index + k
+            if front is None or i > front:
+                m = self.motion.measure(i, frame)
+                if m.cut and i > 0 and m.index - 1 in self.motion.frames:
+                    self.scene_cuts.append(i)
+        out = np.empty(frames.shape, np.uint8 if x.dtype == torch.uint8 else np.float32)
+        for k in range(len(frames)):
+            t = chunk.index + k
+            nxt = frames[k + 1] if k + 1 < len(frames) else (ahead[0] if len(ahead) else None)
+            restored = self.restore_frame(t, self._float(frames[k]), self._prev, nxt)
+            if out.dtype == np.uint8:
+                import cv2
+
+                out[k] = cv2.convertScaleAbs(restored, alpha=255.0).reshape(out[k].shape)
+            else:
+                out[k] = restored.reshape(out[k].shape)
+            self._prev = np.array(frames[k])  # decoded, as it came (a copy: the chunk's memory is reused)
+            self.motion.forget_before(t + 1)
+        self._next = chunk.index + len(frames)
+        result = torch.from_numpy(out).permute(0, 3, 1, 2)
+        return chunk.with_frames(result if x.dtype == torch.uint8 else result.to(x.device, x.dtype))
+
+    # -- one frame --------------------------------------------------------------------------------
+    def gains(self, t: int, others: list[int]) -> tuple[float, list[float]]:
+        """Brightness factor of frame ``t`` (the deflicker's) and of each neighbour in ``others`` (to
+        the frame's new brightness)."""
+        level = self.motion.frames[t].level
+        target = level
+        if self.deflicker > 0:
+            target = level + self.deflicker * (self.motion.reference_level(t, self.radius) - level)
+        return math.exp(target - level), [math.exp(target - self.motion.frames[n].level) for n in others]
+
+    def restore_frame(self, t: int, frame: np.ndarray, prev: np.ndarray | None,
+                      nxt: np.ndarray | None) -> np.ndarray:
+        """Frame ``t`` (H, W, C) float32 restored from itself and the decoded frames before and after
+        it (uint8, or float32 in [0, 1]; None: none); ``frame`` is overwritten."""
+        h, w, c = frame.shape
+        m = self.motion
+        cands = []
+        if prev is not None and t - 1 in m.frames and m.same_shot(t - 1, t) and m.frames[t].flow_back is not None:
+            cands.append((t - 1, prev, m.frames[t].flow_back))
+        if nxt is not None and t + 1 in m.frames and m.same_shot(t, t + 1):
+            cands.append((t + 1, nxt, None))
+        gain, ngains = self.gains(t, [n for n, _, _ in cands])
+        luma_only = self.channels == "luma" and c == 3
+        luma = luma_of(frame) if luma_only else None
+        cur = luma[..., None] * np.float32(gain) if luma is not None else frame.__imul__(np.float32(gain))
+        warped, valid = [], []
+        for (n, img, flow), g in zip(cands, ngains):
+            if flow is None:
+                flow = m.flow(m.frames[t].small, m.frames[n].small)
+            # warped as decoded (uint8 moves a quarter of the bytes), then scaled to the frame's brightness
+            wimg = warp_map(img, upsample_flow(flow, h, w))
+            scale = np.float32(g / 255.0 if wimg.dtype == np.uint8 else g)
+            wimg = np.multiply(wimg, scale, dtype=np.float32).reshape(h, w, -1)
+            warped.append(luma_of(wimg)[..., None] if luma_only else wimg)
+            valid.append(inside_mask(flow, h, w))
+        if warped and (self.dust > 0 or self.degrain > 0):
+            cur_y = luma_of(cur)
+            w_y = [luma_of(x) for x in warped]
+            sigma = noise_sigma(cur_y)
+            if self.dust > 0 and len(warped) == 2:
+                thr = max(self.dust_threshold, 4.0 * sigma)
+                dust = find_dust(cur_y, w_y[0], w_y[1], valid[0] * valid[1], thr, max_width=max(8, min(h, w) // 40))
+                ys, xs = np.nonzero(dust)
+                if len(ys):  # the neighbours' mean on the dust pixels only
+                    fill = 0.5 * (warped[0][ys, xs] + warped[1][ys, xs])
+                    cur[ys, xs] += self.dust * (fill - cur[ys, xs])
+                    cur_y[ys, xs] = luma_of(cur[ys, xs][None])[0]
+            if self.degrain > 0:
+                weights = [self.degrain * match_weight(cur_y, y, sigma) * v for y, v in zip(w_y, valid)]
+                cur = temporal_average(cur, warped, weights)
+        np.clip(cur, 0.0, 1.0, out=cur)
+        if luma is not None:  # keep the frame's chroma: move every channel by the luma's change
+            return np.clip(frame + (cur - luma[..., None]), 0.0, 1.0)
+        return cur
+
+    # -- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {f"window.{k}": v for k, v in self.motion.state_dict().items()}
+        state["next"] = torch.tensor(self._next)
+        if self._prev is not None:
+            state["prev"] = torch.from_numpy(self._prev.copy())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.motion.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("window.")})
+        self._next = int(state.get("next", torch.tensor(0)))
+        self._prev = state["prev"].numpy().copy() if "prev" in state else None
+
+    def reset(self) -> None:
+        self.motion.reset()
+        self._prev = None
+        self._next = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"stage": self.name, **self.options.as_kwargs()}
+
+
+def _only(name: str, **on: float) -> type[Restore]:
+    """A restore stage with one filter: the same options, the other filters off by default."""
+    fields = {"deflicker": 0.0, "dust": 0.0, "degrain": 0.0, **on}
+
+    @dataclass(frozen=True)
+    class OnlyOptions(RestoreOptions):
+        deflicker: float = option(fields["deflicker"], float, 0, 1)
+        dust: float = option(fields["dust"], float, 0, 1)
+        degrain: float = option(fields["degrain"], float, 0, 2)
+
+    cls = type(name.capitalize(), (Restore,), {"Options": OnlyOptions, "__doc__": f"``restore`` with only {name}."})
+    return register_stage(name)(cls)  # type: ignore[return-value]
+
+
+Deflicker = _only("deflicker", deflicker=1.0)
+Degrain = _only("degrain", degrain=1.0)
+Dust = _only("dust", dust=1.0)
