@@ -180,7 +180,8 @@ def split_chunks(chunks: Iterable[FrameChunk], cut: Callable[[int], int]) -> Ite
     """Cut chunks so none straddles a boundary; ``cut(i)`` is the first boundary after frame ``i``."""
     for fc in chunks:
         while len(fc):
-            n = min(len(fc), cut(fc.index) - fc.index)
+            b = cut(fc.index)  # at or before the piece: past the last boundary (the frames read ahead)
+            n = min(len(fc), b - fc.index) if b > fc.index else len(fc)
             yield FrameChunk(fc.frames[:n], fc.index, fc.pts[:n])
             fc = FrameChunk(fc.frames[n:], fc.index + n, fc.pts[n:])
 

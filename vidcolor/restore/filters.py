@@ -36,23 +36,32 @@ def noise_sigma(luma: np.ndarray) -> float:
 
 
 def find_dust(cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, valid: np.ndarray, threshold: float,
-              max_width: int) -> np.ndarray:
+              max_width: int, sigma: float = 0.0, ring: int = 7) -> np.ndarray:
     """(H, W) uint8 mask, 1 on dust: luma ``cur``, warped neighbours ``prev`` and ``nxt`` (H, W),
     ``valid`` (H, W) where both neighbours are inside the frame; ``threshold``: the smallest
-    difference that counts; regions wider than ``max_width`` pixels in both directions are left.
+    difference that counts; ``sigma``: the frame's noise; regions wider than ``max_width`` pixels
+    in both directions are left.
 
     A pixel is dust when it differs from both neighbours by more than ``threshold`` in the same
-    direction and the neighbours differ from each other by less than half of (threshold + that
-    difference). The first test runs on every pixel (OpenCV), the others only where it holds."""
+    direction, the neighbours agree with each other (within half the threshold and three times the
+    noise), and around it (a (2 ring + 1)^2 box, the candidate pixels left out) both neighbours match
+    the frame within what the noise explains: where the flow fails (fast motion, motion blur,
+    occlusions) the surroundings do not match and nothing is taken for dust."""
     import cv2
 
-    least = cv2.min(cv2.absdiff(cur, prev), cv2.absdiff(cur, nxt))
-    where = np.flatnonzero(least > threshold)
+    dp, dn = cv2.absdiff(cur, prev), cv2.absdiff(cur, nxt)
+    least = cv2.min(dp, dn)
+    cand = (least > threshold).astype(np.float32)
     mask = np.zeros(cur.shape, np.uint8)
-    if where.size == 0:
+    if not cand.any():
         return mask
-    c, p, n, d = (a.reshape(-1)[where] for a in (cur, prev, nxt, least))
-    keep = ((c - p) * (c - n) > 0) & (np.abs(p - n) < 0.5 * (threshold + d)) & (valid.reshape(-1)[where] > 0)
+    box = (2 * ring + 1, 2 * ring + 1)
+    others = 1.0 - cand
+    mismatch = cv2.blur(cv2.max(dp, dn) * others, box) / np.maximum(cv2.blur(others, box), 1e-3)
+    where = np.flatnonzero(cand)
+    c, p, n = (a.reshape(-1)[where] for a in (cur, prev, nxt))
+    keep = ((c - p) * (c - n) > 0) & (np.abs(p - n) < 0.5 * threshold + 3.0 * sigma)
+    keep &= (valid.reshape(-1)[where] > 0) & (mismatch.reshape(-1)[where] < 3.0 * sigma + 0.015)
     mask.reshape(-1)[where[keep]] = 1
     if not keep.any():
         return mask

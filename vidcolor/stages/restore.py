@@ -179,7 +179,7 @@ class Restore(Stage):
             sigma = noise_sigma(cur_y)
             if self.dust > 0 and len(warped) == 2:
                 thr = max(self.dust_threshold, 4.0 * sigma)
-                dust = find_dust(cur_y, w_y[0], w_y[1], valid[0] * valid[1], thr, max_width=max(8, min(h, w) // 40))
+                dust = find_dust(cur_y, w_y[0], w_y[1], valid[0] * valid[1], thr, max(8, min(h, w) // 40), sigma)
                 ys, xs = np.nonzero(dust)
                 if len(ys):  # the neighbours' mean on the dust pixels only
                     fill = 0.5 * (warped[0][ys, xs] + warped[1][ys, xs])
