@@ -145,6 +145,28 @@ def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
             "rss_mib_along": samples}
 
 
+def degraded_clip(src: Path, out: Path) -> Path:
+    """``src`` through ``vidcolor.degrade`` (flicker ±10 %, grain 8/255, 20 specks and 2 scratches a
+    frame, seed 0), libx264 crf 18 with ``src``'s audio dropped: old-film material for the restore styles."""
+    import av
+
+    from vidcolor.degrade import degrade
+
+    with av.open(str(src)) as inp, av.open(str(out), "w") as c:
+        vin = inp.streams.video[0]
+        v = c.add_stream("libx264", rate=vin.average_rate, options={"crf": "18", "preset": "veryfast"})
+        v.width, v.height, v.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        for i, frame in enumerate(inp.decode(vin)):
+            img, _ = degrade(frame.to_ndarray(format="rgb24")[None], start=i)
+            f = av.VideoFrame.from_ndarray(img[0], format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+    return out
+
+
 def keyframe_folder(clip: Path, folder: Path, frames: list[int], loop: int | None = None) -> Path:
     """Keyframes for a guided run: the colour frames ``frames`` of ``clip`` (of ``clip`` looped every
     ``loop`` frames) as PNGs named by frame number."""
@@ -514,6 +536,7 @@ def main() -> None:
                          "memory sampled along it (issue #18's bar: 120) [default: 0, skipped]")
     ap.add_argument("--long-film-size", default="854x480", help="its frame size, WxH")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
+    ap.add_argument("--skip-restore", action="store_true", help="skip the restore styles at 640x480")
     ap.add_argument("--markdown", default=str(REPO / "docs" / "benchmarks.md"),
                     help="the page written from the results (default docs/benchmarks.md; '' for none)")
     ap.add_argument("--markdown-from", metavar="JSON",
@@ -598,6 +621,15 @@ def main() -> None:
             record(f"run colorize --keyframes {w}x{h} {args.long_film:g}-minute film",
                    measure("run", str(film), str(tmp_p / "film-out.mp4"), "colorize",
                            json.dumps({"device": args.device, "keyframes": str(kf)}), env=env))
+        if not args.skip_restore:  # restoration of SD film scans: a degraded 640x480 clip
+            sd = degraded_clip(make_bench_clip(tmp_p / "sd.mp4", short_s * 10, 640, 480), tmp_p / "sd-old.mp4")
+            record("decode+encode 640x480 (no stage)", measure("transcode", str(sd), str(tmp_p / "t-sd.mp4")))
+            for style in ("restore", "restore-noir", "restore-colorize"):
+                watch = tmp_p / f"tmpdir-{style}"
+                watch.mkdir()
+                record(f"run {style} 640x480 long",
+                       measure("run", str(sd), str(tmp_p / f"{style}.mp4"), style, json.dumps({"device": args.device}),
+                               env={**env, "TMPDIR": str(watch)}, watch=watch))
         if "colorize" in styles:  # the default colorizer at HD sizes (its model works at render_size anyway)
             for w, h in ((1280, 720), (1920, 1080)):
                 clip = make_bench_clip(tmp_p / f"hd{h}.mp4", short_s, w, h)
@@ -633,6 +665,9 @@ def ratios(cases: dict, styles: list[str]) -> dict:
     guided = cases.get("run colorize --keyframes 854x480 long")
     if guided and col:
         r["colorize --keyframes end-to-end fps / colorize end-to-end fps"] = guided["fps"] / col["fps"]
+    restore, sd = cases.get("run restore 640x480 long"), cases.get("decode+encode 640x480 (no stage)")
+    if restore and sd:
+        r["restore end-to-end fps / decode+encode fps (640x480)"] = restore["fps"] / sd["fps"]
     for style in styles:
         run_long, parts = cases.get(f"run {style} 854x480 long"), cases.get(f"stages {style} 854x480")
         if run_long and parts:
