@@ -11,7 +11,7 @@
 Models see tensors in their own ranges: colorize input ``(L - 50) / 50`` ``(N, 1, H, W)`` in
 [-1, 1] and output ``ab / 110`` ``(N, 2, H, W)`` in [-1, 1] (the convention of our weights'
 ``l_norm = [50, 50]``, ``ab_scale = 110``); stylize RGB in [-1, 1] both ways;
-superres RGB in [0, 1] both ways.
+superres and restoration RGB in [0, 1] both ways.
 
 Each objective owns its networks and does one full optimisation step per batch. Networks that
 must synchronise gradients across processes are called through ``wrap`` (DistributedDataParallel
@@ -32,6 +32,7 @@ from vidcolor.models.networks import NLayerDiscriminator, get_norm_layer
 from vidcolor.training.losses import (ABPrior, GANLoss, ImagePool, TemporalTerm, ciede2000_loss,
                                       temporal_loss)
 from vidcolor.training.recipe import ObjectiveConfig, Recipe
+from vidcolor.training.restoration import restoration_pair
 
 L_NORM = (50.0, 50.0)
 AB_SCALE = 110.0
@@ -117,7 +118,8 @@ class Pix2Pix(Objective):
 
     ``step(batch, opts)``: batch ``{"a": (B, T, 3, H, W)}`` colour clips for colorize (L -> ab
     pairs made here), for superres (the crop area-downscaled by ``G.scale`` -> the crop, RGB in
-    [0, 1]; L1 alone) or ``{"a", "b"}`` aligned RGB clips for stylize; both in [0, 1].
+    [0, 1]; L1 alone), ``{"a", "b"}`` aligned RGB clips for stylize, or degraded and clean clips for
+    restoration (``training/restoration.py``); all in [0, 1].
     """
 
     groups = {"G": ["G"], "D": ["D"]}
@@ -144,6 +146,8 @@ class Pix2Pix(Objective):
             L, ab = lab[:, :, :1], lab[:, :, 1:]
             return (L - L_NORM[0]) / L_NORM[1], ab / AB_SCALE, L / 100.0
         b = batch["b"].to(self.device, non_blocking=True)
+        if self.cfg.task == "restoration":  # the degraded clip on channels -> the clean middle frame
+            return (*restoration_pair(a, b), a)
         return a * 2 - 1, b * 2 - 1, a
 
     def generate(self, x: torch.Tensor) -> torch.Tensor:
@@ -201,6 +205,8 @@ class Pix2Pix(Objective):
             base = 0 if cfg.task == "colorize" else x
             if cfg.task == "superres":  # bicubic upsampling is the baseline
                 base = F.interpolate(x, size=y.shape[-2:], mode="bicubic", align_corners=False)
+            if cfg.task == "restoration":  # the degraded middle frame is the baseline
+                base = self.nets["G"].middle(x)
             logs["L1_base"] = (y - base).abs().mean().item()
             if self.temporal is not None:
                 flow, mask = self.temporal.flows(flow_src)

@@ -43,7 +43,7 @@ from vidcolor.errors import InputError
 
 GAN_MODES = ("vanilla", "lsgan")
 KINDS = ("pix2pix", "cyclegan")
-TASKS = ("colorize", "stylize", "superres")
+TASKS = ("colorize", "stylize", "superres", "restoration")
 FLOWS = ("dis", "raft_small", "raft_large")
 
 
@@ -117,6 +117,9 @@ class DataConfig:
     video, only the middle ``max_frames`` frames are used (0 = all). ``video_share``: the fraction
     of samples drawn from the videos when there are both videos and images (0 = every source
     equally likely, so 20 clips among 700 photos give ~3 % video samples).
+    ``degrade``: restoration only; the :class:`vidcolor.degrade.Degradation` applied on the fly to
+    make the input of each clean clip (keys flicker, grain, specks, scratches, blur, jpeg; missing
+    keys take its defaults: flicker 0.1, grain 8/255, 20 specks and 2 scratches a frame).
     """
 
     paths: tuple[str, ...] = ()
@@ -136,6 +139,7 @@ class DataConfig:
     max_frames: int = 0
     video_share: float = 0.0
     num_workers: int = 0
+    degrade: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,20 @@ def validate(r: Recipe, where: str) -> None:
         scale = r.model.kwargs.get("scale", 2)
         need(d.crop % scale == 0 if isinstance(scale, int) else True, "data.crop",
              f"must be a multiple of model.kwargs.scale ({scale}), got {d.crop}")
+    if o.task == "restoration":  # clean clips degraded on the fly -> their middle frame, L1 alone
+        need(o.kind == "pix2pix" and r.model.arch == "restorenet", "objective.task",
+             "'restoration' needs objective.kind = 'pix2pix' and model.arch = 'restorenet'")
+        for key in ("lambda_gan", "lambda_temporal"):
+            need(getattr(o, key) == 0, f"objective.{key}", f"must be 0 for restoration (L1 alone), got {getattr(o, key)}")
+        frames = r.model.kwargs.get("frames", 3)
+        need(d.clip_len % 2 == 1 and d.clip_len == frames, "data.clip_len",
+             f"must be odd and equal model.kwargs.frames ({frames}) for restoration, got {d.clip_len}")
+        try:
+            degradation(d)
+        except (TypeError, ValueError) as exc:
+            need(False, "data.degrade", f"is not a valid degradation: {exc}")
+    else:
+        need(not d.degrade, "data.degrade", f"is for objective.task = 'restoration', not {o.task!r}")
     need(0.0 <= o.rebalance <= 1.0, "objective.rebalance", f"must be in [0, 1], got {o.rebalance}")
     for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "lambda_temporal", "lambda_ciede",
                 "lambda_class"):
@@ -323,6 +341,20 @@ def validate(r: Recipe, where: str) -> None:
     from vidcolor.models.registry import MODELS
 
     need(r.model.arch in MODELS, "model.arch", f"must be one of {sorted(MODELS)}, got {r.model.arch!r}")
+
+
+def degradation(d: DataConfig):
+    """``data.degrade`` as a :class:`vidcolor.degrade.Degradation` (TypeError or ValueError if bad)."""
+    from vidcolor.degrade import Degradation
+
+    keys = [f.name for f in dataclasses.fields(Degradation)]
+    for key, value in d.degrade.items():
+        if key not in keys:
+            raise ValueError(f"unknown key {key!r} (known: {', '.join(keys)})")
+        kind = int if key in ("specks", "scratches", "jpeg") else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    return Degradation(**d.degrade)
 
 
 def load_recipe(path: str | Path, overrides: Mapping[str, str] | None = None) -> Recipe:

@@ -40,6 +40,7 @@ from vidcolor.training.datasets import (AlignedClipDataset, ClipDataset, Unalign
 from vidcolor.training.media import ScanResult, scan, scan_key
 from vidcolor.training.objectives import build_objective
 from vidcolor.training.recipe import Recipe, recipe_from_dict
+from vidcolor.training.restoration import RestorationDataset
 from vidcolor.training.visuals import save_loss_curve, save_sample_grid
 
 Warn = Callable[[str], None]
@@ -137,6 +138,8 @@ def build_dataset(recipe: Recipe, a: ScanResult, b: ScanResult | None, warn: War
     d, o = recipe.data, recipe.objective
     if o.kind == "cyclegan":
         return UnalignedClipDataset(a.sources, b.sources if b else [], d, recipe.train.seed)
+    if o.task == "restoration":
+        return RestorationDataset(a.sources, d, recipe.train.seed)
     if o.task == "stylize":
         pairs, lonely = pair_by_name(a, b, list(d.paths), list(d.paths_b))
         if lonely:

@@ -29,6 +29,11 @@ def sample_rows(objective, batch: dict, recipe, n: int = 4) -> list[tuple[str, t
             low = objective.prepare({"a": batch["a"][:n, :1]})[0][:, 0]
             return [("input", torch.nn.functional.interpolate(low, size=a.shape[-2:], mode="nearest")),
                     ("output", objective.generate(low).float().clamp(0, 1)), ("target", a)]
+        if recipe.objective.task == "restoration":  # the degraded middle frame, restored, clean
+            x, y = objective.prepare({k: batch[k][:n] for k in ("a", "b")})[:2]
+            x, y = x[:, 0], y[:, 0]
+            return [("input", objective.nets["G"].middle(x)), ("output", objective.generate(x).float().clamp(0, 1)),
+                    ("target", y)]
         fake = (objective.generate(a * 2 - 1).float() + 1) / 2
         b = batch["b"][:n, 0].to(objective.device)
         rows = [("input", a), ("output", fake.clamp(0, 1)), ("B" if recipe.objective.kind == "cyclegan" else "target", b)]

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from vidcolor.models.effunet import EffUNetColorizer
 from vidcolor.models.networks import ResnetGenerator, UnetGenerator, get_norm_layer
+from vidcolor.models.restorenet import RestoreNet
 from vidcolor.models.superres import SuperResNet
 from vidcolor.models.zhang import ECCV16Colorizer, SIGGRAPH17Colorizer
 
@@ -104,3 +105,10 @@ def superres(*, scale: int = 2, channels: int = 48, layers: int = 5) -> SuperRes
     """×2 / ×4 super-resolution (:mod:`vidcolor.models.superres`): RGB in [0, 1] -> RGB ``scale`` times
     larger, a residual over bicubic computed at the input's resolution."""
     return SuperResNet(scale=scale, channels=channels, layers=layers)
+
+
+@register_model("restorenet")
+def restorenet(*, frames: int = 3, channels: int = 32, layers: int = 6) -> RestoreNet:
+    """Learned film restoration (:mod:`vidcolor.models.restorenet`): ``frames`` consecutive RGB frames in
+    [0, 1] stacked on channels -> the middle one repaired, a residual over it."""
+    return RestoreNet(frames=frames, channels=channels, layers=layers)

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-TASKS = ("colorize", "stylize", "superres")
+TASKS = ("colorize", "stylize", "superres", "restoration")
 
 # Our default colorizer convention: L in [0, 100] -> (L - 50) / 50 in [-1, 1]; tanh output * 110 = ab.
 DEFAULT_L_NORM = (50.0, 50.0)
