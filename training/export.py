@@ -122,6 +122,9 @@ def evaluate_run(run_dir: str | Path, data: list[str], *, max_frames: int = 32, 
     if recipe.objective.task == "superres":
         raise InputError("train eval measures colorizers and stylizers; measure a superres run with "
                          "docs/models/evaluate_upscale.py --weights FOLDER after `vidcolor train export`")
+    if recipe.objective.task == "restoration":
+        raise InputError("train eval measures colorizers and stylizers; measure a restoration run with "
+                         "docs/models/evaluate_restore.py --style NAME after `vidcolor train export --name NAME`")
     size = size or recipe.export.render_size
     found = scan(data, exclude_splits=(), warn=warn)
     if not found.sources:

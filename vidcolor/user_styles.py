@@ -57,12 +57,16 @@ def style_text(task: str, weights: str, description: str, *, render_size: int | 
                stabilize: float = DEFAULT_STABILIZE, factor: int | None = None) -> str:
     """The TOML of a style that runs ``weights`` for ``task`` (``"colorize"`` or ``"stylize"``), then
     the task's stabilizer at strength ``stabilize`` in [0, 1] (0: none); for ``"superres"`` an
-    ``upscale`` stage (method ``net``, ``factor`` the network's scale) alone."""
+    ``upscale`` stage (method ``net``, ``factor`` the network's scale) alone; for ``"restoration"`` a
+    ``restore_net`` stage alone."""
+    if task == "restoration":
+        return "\n".join([f"description = {_toml_str(description)}", "", "[[stages]]", 'type = "restore_net"',
+                          f"weights = {_toml_str(weights)}"]) + "\n"
     if task == "superres":
         return "\n".join([f"description = {_toml_str(description)}", "", "[[stages]]", 'type = "upscale"',
                           'method = "net"', f"factor = {int(factor or 2)}", f"weights = {_toml_str(weights)}"]) + "\n"
     if task not in ("colorize", "stylize"):
-        raise ValueError(f"task must be 'colorize', 'stylize' or 'superres', got {task!r}")
+        raise ValueError(f"task must be 'colorize', 'stylize', 'superres' or 'restoration', got {task!r}")
     if not 0.0 <= stabilize <= 1.0:
         raise ValueError(f"stabilize must be in [0, 1], got {stabilize}")
     lines = [f"description = {_toml_str(description)}", "", "[[stages]]", f'type = "{task}"',
