@@ -90,6 +90,17 @@ def test_output_does_not_depend_on_chunking_and_resumes_exactly():
     whole = restore(bad, chunk=20)
     for size in (1, 3, 8):
         assert np.array_equal(restore(bad, chunk=size), whole), size
+    # the two pipeline steps in threads of their own give the same frames
+    from vidcolor.pipelines.overlap import run_stages
+
+    stage = Restore()
+    assert [p.name for p in stage.phases()] == ["restore:motion", "restore:filters"]
+    x = torch.from_numpy(bad).permute(0, 3, 1, 2)
+    parts = [x[i:i + 4] for i in range(0, 20, 4)]
+    chunks = [Chunk(frames=p, index=4 * k, source=p, ahead=x[4 * k + 4:4 * k + 4 + stage.lookahead] if k < 4 else None)
+              for k, p in enumerate(parts)]
+    piped = torch.cat([c.frames for c in run_stages([stage], chunks)]).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(piped, whole)
     first = Restore()
     restore(bad, chunk=4, stage=first, stop=12)
     state = first.state_dict()

@@ -27,8 +27,9 @@ keeps only the luma anyway). The arithmetic runs on the CPU (numpy and OpenCV) w
 
 from __future__ import annotations
 
+import collections
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +39,18 @@ from vidcolor.errors import InputError
 from vidcolor.restore.filters import find_dust, match_weight, noise_sigma, temporal_average
 from vidcolor.restore.motion import MotionWindow, inside_mask, luma_of, upsample_flow, warp_map
 from vidcolor.stages.base import Chunk, Stage, StageContext, StageOptions, option, register_stage
+
+
+@dataclass
+class Prepared:
+    """What the window gives the filters for one frame: its brightness factor, and each neighbour in
+    its shot warped onto it as decoded (uint8 or float32), the factor that brings it to [0, 1] at the
+    frame's new brightness, and where it was warped from inside the frame."""
+
+    gain: float
+    warped: list[np.ndarray] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)
+    valid: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -107,10 +120,20 @@ class Restore(Stage):
         return np.array(frame, np.float32)  # a copy: restore_frame writes into it
 
     def process(self, chunk: Chunk) -> Chunk:
+        return self.finish(chunk, self.prepare(chunk))
+
+    def phases(self) -> list[Stage]:
+        """Two pipeline steps, each in a thread of its own (``pipelines/overlap.py``): the window
+        (measuring, flow, warping the neighbours) in frame order, then the filters of the chunk
+        before; the same frames as ``process``."""
+        pending: collections.deque = collections.deque()
+        return [RestorePhase(self, "motion", pending), RestorePhase(self, "filters", pending)]
+
+    def prepare(self, chunk: Chunk) -> list[Prepared]:
+        """The window's part for each frame of ``chunk``, in frame order (it updates the state)."""
         if chunk.source is not None and chunk.frames is not chunk.source:
             raise InputError("a restore stage works on the decoded frames: put it first in the style")
-        x = chunk.frames
-        frames = self._hwc(x)
+        frames = self._hwc(chunk.frames)
         ahead = self._hwc(chunk.ahead) if chunk.ahead is not None else frames[:0]
         if chunk.index != self._next:
             self.reset()
@@ -121,20 +144,29 @@ class Restore(Stage):
                 m = self.motion.measure(i, frame)
                 if m.cut and i > 0 and m.index - 1 in self.motion.frames:
                     self.scene_cuts.append(i)
-        out = np.empty(frames.shape, np.uint8 if x.dtype == torch.uint8 else np.float32)
+        out = []
         for k in range(len(frames)):
             t = chunk.index + k
             nxt = frames[k + 1] if k + 1 < len(frames) else (ahead[0] if len(ahead) else None)
-            restored = self.restore_frame(t, self._float(frames[k]), self._prev, nxt)
-            if out.dtype == np.uint8:
-                import cv2
-
-                out[k] = cv2.convertScaleAbs(restored, alpha=255.0).reshape(out[k].shape)
-            else:
-                out[k] = restored.reshape(out[k].shape)
+            out.append(self.prepare_frame(t, frames[k].shape, self._prev, nxt))
             self._prev = np.array(frames[k])  # decoded, as it came (a copy: the chunk's memory is reused)
             self.motion.forget_before(t + 1)
         self._next = chunk.index + len(frames)
+        return out
+
+    def finish(self, chunk: Chunk, prepared: list[Prepared]) -> Chunk:
+        """The filters on each frame of ``chunk`` with what :meth:`prepare` gave for it."""
+        import cv2
+
+        x = chunk.frames
+        frames = self._hwc(x)
+        out = np.empty(frames.shape, np.uint8 if x.dtype == torch.uint8 else np.float32)
+        for k, prep in enumerate(prepared):
+            restored = self.filter_frame(self._float(frames[k]), prep)
+            if out.dtype == np.uint8:
+                out[k] = cv2.convertScaleAbs(restored, alpha=255.0).reshape(out[k].shape)
+            else:
+                out[k] = restored.reshape(out[k].shape)
         result = torch.from_numpy(out).permute(0, 3, 1, 2)
         return chunk.with_frames(result if x.dtype == torch.uint8 else result.to(x.device, x.dtype))
 
@@ -148,11 +180,11 @@ class Restore(Stage):
             target = level + self.deflicker * (self.motion.reference_level(t, self.radius) - level)
         return math.exp(target - level), [math.exp(target - self.motion.frames[n].level) for n in others]
 
-    def restore_frame(self, t: int, frame: np.ndarray, prev: np.ndarray | None,
-                      nxt: np.ndarray | None) -> np.ndarray:
-        """Frame ``t`` (H, W, C) float32 restored from itself and the decoded frames before and after
-        it (uint8, or float32 in [0, 1]; None: none); ``frame`` is overwritten."""
-        h, w, c = frame.shape
+    def prepare_frame(self, t: int, shape: tuple[int, ...], prev: np.ndarray | None,
+                      nxt: np.ndarray | None) -> Prepared:
+        """Frame ``t``'s brightness factor and its neighbours in the shot (the decoded frames before
+        and after it, uint8 or float32; None: none) warped onto it, as decoded."""
+        h, w = shape[:2]
         m = self.motion
         cands = []
         if prev is not None and t - 1 in m.frames and m.same_shot(t - 1, t) and m.frames[t].flow_back is not None:
@@ -160,20 +192,31 @@ class Restore(Stage):
         if nxt is not None and t + 1 in m.frames and m.same_shot(t, t + 1):
             cands.append((t + 1, nxt, None))
         gain, ngains = self.gains(t, [n for n, _, _ in cands])
-        luma_only = self.channels == "luma" and c == 3
-        luma = luma_of(frame) if luma_only else None
-        cur = luma[..., None] * np.float32(gain) if luma is not None else frame.__imul__(np.float32(gain))
-        warped, valid = [], []
+        prep = Prepared(gain)
+        if not (self.dust > 0 or self.degrain > 0):
+            return prep
         for (n, img, flow), g in zip(cands, ngains):
             if flow is None:
                 flow = m.flow(m.frames[t].small, m.frames[n].small)
-            # warped as decoded (uint8 moves a quarter of the bytes), then scaled to the frame's brightness
-            wimg = warp_map(img, upsample_flow(flow, h, w))
-            scale = np.float32(g / 255.0 if wimg.dtype == np.uint8 else g)
-            wimg = np.multiply(wimg, scale, dtype=np.float32).reshape(h, w, -1)
+            # warped as decoded (uint8 moves a quarter of the bytes); scaled to the frame's brightness later
+            prep.warped.append(warp_map(img, upsample_flow(flow, h, w)))
+            prep.scales.append(g / 255.0 if img.dtype == np.uint8 else g)
+            prep.valid.append(inside_mask(flow, h, w))
+        return prep
+
+    def filter_frame(self, frame: np.ndarray, prep: Prepared) -> np.ndarray:
+        """Frame (H, W, C) float32 in [0, 1] deflickered, cleaned of dust and degrained with its
+        :class:`Prepared` neighbours; ``frame`` is overwritten."""
+        h, w, c = frame.shape
+        luma_only = self.channels == "luma" and c == 3
+        luma = luma_of(frame) if luma_only else None
+        cur = luma[..., None] * np.float32(prep.gain) if luma is not None else frame.__imul__(np.float32(prep.gain))
+        warped = []
+        for img, scale in zip(prep.warped, prep.scales):
+            wimg = np.multiply(img, np.float32(scale), dtype=np.float32).reshape(h, w, -1)
             warped.append(luma_of(wimg)[..., None] if luma_only else wimg)
-            valid.append(inside_mask(flow, h, w))
-        if warped and (self.dust > 0 or self.degrain > 0):
+        valid = prep.valid
+        if warped:
             cur_y = luma_of(cur)
             w_y = [luma_of(x) for x in warped]
             sigma = noise_sigma(cur_y)
@@ -213,6 +256,25 @@ class Restore(Stage):
 
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, **self.options.as_kwargs()}
+
+
+class RestorePhase(Stage):
+    """One step of a restore stage split for pipelining (:meth:`Restore.phases`): ``motion`` leaves
+    its :class:`Prepared` frames in the parent's queue (chunks arrive in order, one thread per step),
+    ``filters`` takes them."""
+
+    def __init__(self, parent: Restore, step: str, pending: collections.deque) -> None:
+        self.parent, self.step, self.pending = parent, step, pending
+        self.name = f"{parent.name}:{step}"
+
+    def process(self, chunk: Chunk) -> Chunk:
+        if self.step == "motion":
+            self.pending.append((chunk.index, self.parent.prepare(chunk)))
+            return chunk
+        index, prepared = self.pending.popleft()
+        if index != chunk.index:
+            raise RuntimeError(f"restore phases out of step: prepared chunk {index}, filtering {chunk.index}")
+        return self.parent.finish(chunk, prepared)
 
 
 def _only(name: str, **on: float) -> type[Restore]:
