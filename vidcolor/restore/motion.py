@@ -180,13 +180,20 @@ class MotionWindow:
 
     def reference_level(self, t: int, radius: int) -> float:
         """The brightness frame ``t`` should have: the least-squares line through the levels of the
-        frames of its shot within ``radius`` (a fade, linear in log brightness, is kept), at ``t``."""
+        frames of its shot within ``radius`` (a fade, linear in log brightness, is kept), at ``t``.
+
+        Where the window is whole the line's value at ``t`` is the mean level, whatever its slope;
+        near the ends of a shot the window is one-sided and an unbounded slope would follow the last
+        frames' pumping, so the slope is shrunk (ridge, by the spread of a whole window): the value
+        there lies between the one-sided line and the one-sided mean."""
         span = self.shot_span(t, radius)
-        if len(span) < 3:
+        if len(span) < 2:
             return self.frames[t].level
         x = np.array(span, np.float64) - t
         y = np.array([self.frames[i].level for i in span], np.float64)
-        slope = float(np.dot(x - x.mean(), y - y.mean()) / max(np.dot(x - x.mean(), x - x.mean()), 1e-12))
+        sxx = float(np.dot(x - x.mean(), x - x.mean()))
+        ridge = radius * (radius + 1) * (2 * radius + 1) / 3.0 if x.mean() != 0 else 0.0
+        slope = float(np.dot(x - x.mean(), y - y.mean())) / max(sxx + ridge, 1e-12)
         return float(y.mean() - slope * x.mean())
 
     # -- state -----------------------------------------------------------------------------------
