@@ -216,8 +216,10 @@ def finite(x):
     """nan -> None, so the JSON is strict (a skipped flicker pair is null, as in ``vidcolor eval``)."""
     if isinstance(x, dict):
         return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, list):
+    if isinstance(x, (list, tuple)):
         return [finite(v) for v in x]
+    if isinstance(x, np.generic):  # numpy bools and numbers: their Python values
+        x = x.item()
     return None if isinstance(x, float) and x != x else x
 
 

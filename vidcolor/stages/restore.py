@@ -11,15 +11,15 @@ levels), in this order:
    brightness, whatever the deflicker strength, so the next steps compare like with like.
 2. **dust**: pixels that are temporal outliers against both flow-warped neighbours, while these agree
    (``filters.find_dust``), are replaced by the neighbours' mean: dust specks and line scratches
-   that last one frame. A frame without both neighbours in its shot (the first and last of a shot)
-   keeps its dust.
+   that last one frame. The first (last) frame of a shot takes the two frames after (before) it as
+   its neighbours.
 3. **degrain**: a weighted mean of the frame and the warped neighbours, each weight falling to zero
    where the neighbour differs by more than the frame's estimated noise explains
    (``filters.match_weight``).
 
 The stage reads the frame after each chunk from ``Chunk.ahead`` (and ``window`` frames for the
 deflicker's centred line), so its output does not depend on chunking; its state (the window's
-measured frames and the previous decoded frame) makes resumed runs exact. It works on the decoded
+measured frames and the two previous decoded frames) makes resumed runs exact. It works on the decoded
 frames, so it comes first in a style. ``channels = "luma"`` restores the luma only and takes the
 run's luma-only decoding when every stage allows it (restore-colorize, restore-noir: what follows
 keeps only the luma anyway). The arithmetic runs on the CPU (numpy and OpenCV) whatever the device.
@@ -80,7 +80,7 @@ class Restore(Stage):
         self.deflicker, self.dust, self.degrain = float(deflicker), float(dust), float(degrain)
         self.window, self.dust_threshold, self.channels = int(window), float(dust_threshold), channels
         self.motion = MotionWindow(work_size=work_size, scene_cut=scene_cut, keep=self.radius + 1)
-        self._prev: np.ndarray | None = None  # the decoded frame before the next one to restore
+        self._past: list[np.ndarray] = []  # the two decoded frames before the next one to restore
         self._next = 0  # index of the next frame to restore
         self.scene_cuts: list[int] = []
 
@@ -91,7 +91,7 @@ class Restore(Stage):
 
     @property
     def lookahead(self) -> int:  # type: ignore[override]
-        return self.radius
+        return max(self.radius, 2)  # 2: a shot's first frame takes the two after it
 
     @property
     def accepts_uint8(self) -> bool:  # type: ignore[override]
@@ -145,11 +145,14 @@ class Restore(Stage):
                 if m.cut and i > 0 and m.index - 1 in self.motion.frames:
                     self.scene_cuts.append(i)
         out = []
+        later = list(frames) + list(ahead)
         for k in range(len(frames)):
             t = chunk.index + k
-            nxt = frames[k + 1] if k + 1 < len(frames) else (ahead[0] if len(ahead) else None)
-            out.append(self.prepare_frame(t, frames[k].shape, self._prev, nxt))
-            self._prev = np.array(frames[k])  # decoded, as it came (a copy: the chunk's memory is reused)
+            near = {t - 1 - i: f for i, f in enumerate(reversed(self._past))}
+            near.update({t + d: later[k + d] for d in (1, 2) if k + d < len(later)})
+            out.append(self.prepare_frame(t, frames[k].shape, near))
+            # decoded, as it came (a copy: the chunk's memory is reused)
+            self._past = [*self._past[-1:], np.array(frames[k])]
             self.motion.forget_before(t + 1)
         self._next = chunk.index + len(frames)
         return out
@@ -180,17 +183,23 @@ class Restore(Stage):
             target = level + self.deflicker * (self.motion.reference_level(t, self.radius) - level)
         return math.exp(target - level), [math.exp(target - self.motion.frames[n].level) for n in others]
 
-    def prepare_frame(self, t: int, shape: tuple[int, ...], prev: np.ndarray | None,
-                      nxt: np.ndarray | None) -> Prepared:
-        """Frame ``t``'s brightness factor and its neighbours in the shot (the decoded frames before
-        and after it, uint8 or float32; None: none) warped onto it, as decoded."""
+    def prepare_frame(self, t: int, shape: tuple[int, ...], near: dict[int, np.ndarray]) -> Prepared:
+        """Frame ``t``'s brightness factor and its neighbours in the shot warped onto it, as decoded:
+        the frames before and after it, or at the first (last) frame of a shot the two after (before)
+        it, so dust there still has two witnesses. ``near``: the decoded frames ``t - 2 .. t + 2``
+        that exist (uint8 or float32)."""
         h, w = shape[:2]
         m = self.motion
-        cands = []
-        if prev is not None and t - 1 in m.frames and m.same_shot(t - 1, t) and m.frames[t].flow_back is not None:
-            cands.append((t - 1, prev, m.frames[t].flow_back))
-        if nxt is not None and t + 1 in m.frames and m.same_shot(t, t + 1):
-            cands.append((t + 1, nxt, None))
+
+        def usable(n: int) -> bool:
+            return n in near and n in m.frames and m.same_shot(n, t)
+
+        order = [t - 1, t + 1]
+        if not usable(t - 1) or m.frames[t].flow_back is None:
+            order = [t + 1, t + 2]
+        elif not usable(t + 1):
+            order = [t - 1, t - 2]
+        cands = [(n, near[n], m.frames[t].flow_back if n == t - 1 else None) for n in order if usable(n)]
         gain, ngains = self.gains(t, [n for n, _, _ in cands])
         prep = Prepared(gain)
         if not (self.dust > 0 or self.degrain > 0):
@@ -240,18 +249,18 @@ class Restore(Stage):
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {f"window.{k}": v for k, v in self.motion.state_dict().items()}
         state["next"] = torch.tensor(self._next)
-        if self._prev is not None:
-            state["prev"] = torch.from_numpy(self._prev.copy())
+        for i, frame in enumerate(self._past):
+            state[f"past.{i}"] = torch.from_numpy(frame.copy())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.motion.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("window.")})
         self._next = int(state.get("next", torch.tensor(0)))
-        self._prev = state["prev"].numpy().copy() if "prev" in state else None
+        self._past = [state[f"past.{i}"].numpy().copy() for i in range(2) if f"past.{i}" in state]
 
     def reset(self) -> None:
         self.motion.reset()
-        self._prev = None
+        self._past = []
         self._next = 0
 
     def describe(self) -> dict[str, Any]:
