@@ -536,7 +536,7 @@ def main() -> None:
                          "memory sampled along it (issue #18's bar: 120) [default: 0, skipped]")
     ap.add_argument("--long-film-size", default="854x480", help="its frame size, WxH")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
-    ap.add_argument("--skip-restore", action="store_true", help="skip the restore styles at 640x480")
+    ap.add_argument("--skip-restore", action="store_true", help="skip the restore styles at 640x480 and upscale")
     ap.add_argument("--markdown", default=str(REPO / "docs" / "benchmarks.md"),
                     help="the page written from the results (default docs/benchmarks.md; '' for none)")
     ap.add_argument("--markdown-from", metavar="JSON",
@@ -630,6 +630,10 @@ def main() -> None:
                 record(f"run {style} 640x480 long",
                        measure("run", str(sd), str(tmp_p / f"{style}.mp4"), style, json.dumps({"device": args.device}),
                                env={**env, "TMPDIR": str(watch)}, watch=watch))
+            low = make_bench_clip(tmp_p / "low.mp4", short_s, 320, 240)  # the x2 network: 320x240 -> 640x480
+            record("run upscale 320x240 -> 640x480 short",
+                   measure("run", str(low), str(tmp_p / "upscale.mp4"), "upscale", json.dumps({"device": args.device}),
+                           env=env))
         if "colorize" in styles:  # the default colorizer at HD sizes (its model works at render_size anyway)
             for w, h in ((1280, 720), (1920, 1080)):
                 clip = make_bench_clip(tmp_p / f"hd{h}.mp4", short_s, w, h)
