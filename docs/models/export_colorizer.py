@@ -1,10 +1,13 @@
-"""Export a `vidcolor train` run as one of the package's shipped colorizers (vidcolor/weights/NAME).
+"""Export a `vidcolor train` run as one of the package's shipped networks (vidcolor/weights/NAME):
+the colorizers and the x2 upscaler.
 
     .venv/bin/python docs/models/export_colorizer.py RUN_DIR [--name colorize] [--step N] [--metrics eval.json] [--hours 1.0]
+    .venv/bin/python docs/models/export_colorizer.py RUN_DIR --name upscale-x2 --metrics upscale_eval.json
 
 ``vidcolor train export`` writes user weights under $VIDCOLOR_HOME and refuses built-in names; the
 shipped folder is written here instead, with the same config (architecture, kwargs, recipe, data
-summary) plus the eval-split metrics, and the sha256 to paste into ``vidcolor/models/weights.py``.
+summary) plus the eval-split metrics (``evaluate_colorizer.py --json`` or ``evaluate_upscale.py --json``),
+and the sha256 to paste into ``vidcolor/models/weights.py``.
 """
 
 from __future__ import annotations
@@ -23,26 +26,32 @@ DESCRIPTIONS = {
                 "classification (L -> ab), trained by vidcolor train (see the model card)",
     "colorize-fast": "vidcolor's fast colorizer: small pix2pix U-Net (L -> ab) trained from scratch by vidcolor train "
                      "(see the model card)",
+    "upscale-x2": "vidcolor's x2 super-resolution network: residual over bicubic, 5 convolutions of 48 channels at "
+                  "the input resolution and a pixel shuffle, trained by vidcolor train (see the model card)",
 }
+CARDS = {"upscale-x2": "docs/models/upscale.md"}  # default: docs/models/NAME.md
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir")
     ap.add_argument("--step", type=int, default=None)
-    ap.add_argument("--metrics", default=None, help="JSON written by evaluate_colorizer.py --json")
+    ap.add_argument("--metrics", default=None, help="JSON written by evaluate_colorizer.py or evaluate_upscale.py --json")
     ap.add_argument("--hours", type=float, default=None, help="wall-clock training time to record")
-    ap.add_argument("--name", choices=sorted(DESCRIPTIONS), default="colorize", help="which shipped colorizer")
+    ap.add_argument("--name", choices=sorted(DESCRIPTIONS), default="colorize", help="which shipped network")
     ap.add_argument("--out", default=None, help="default: vidcolor/weights/NAME")
     args = ap.parse_args(argv)
     net, recipe, data = load_run(args.run_dir, args.step)
     metrics = {}
     if args.metrics:
         rep = json.loads(Path(args.metrics).read_text())
-        metrics = {"eval_clips_mean": rep.get("clips_mean", {}), "kodak24_mean": rep.get("kodak_mean", {}),
-                   "frames_per_clip": rep.get("frames"), "temporal": rep.get("temporal")}  # the stabilizer strength
+        if args.name in CARDS:  # evaluate_upscale.py
+            metrics = {"eval_clips_mean": rep["mean"], "frames_per_clip": rep["frames"], "size": rep["size"]}
+        else:
+            metrics = {"eval_clips_mean": rep.get("clips_mean", {}), "kodak24_mean": rep.get("kodak_mean", {}),
+                       "frames_per_clip": rep.get("frames"), "temporal": rep.get("temporal")}  # the stabilizer strength
     config = weights_config(recipe, data, metrics)
-    card = f"docs/models/{args.name}.md"
+    card = CARDS.get(args.name, f"docs/models/{args.name}.md")
     config["meta"].update(name=args.name, licence=f"Apache-2.0 (vidcolor); training data licences in {card}",
                           description=DESCRIPTIONS[args.name], model_card=card)
     if args.hours is not None:
