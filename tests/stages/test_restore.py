@@ -191,3 +191,22 @@ def test_cli_restore_noir_decodes_luma_only(tmp_path):
     rep = run(src, tmp_path / "out.mkv", "restore-noir", codec="ffv1", resumable=False)
     out = decode_all(tmp_path / "out.mkv").astype(int)
     assert rep.frames == 12 and np.abs(out[..., 0] - out[..., 2]).max() <= 1  # grey
+
+
+def test_regions_take_out_flicker_that_varies_across_the_frame():
+    clean = panned(24).astype(np.float32)
+    rng = np.random.default_rng(4)
+    amp = rng.uniform(-0.12, 0.12, 24)
+    ramp = 1 - np.linspace(0, 1, W)[None, None, :, None]  # pumping on the left, none on the right
+    bad = np.clip(clean * (1 + amp[:, None, None, None] * ramp), 0, 255).astype(np.uint8)
+
+    def pumping(out: np.ndarray) -> tuple[float, float]:  # log-ratio spread in the left and right quarters
+        r = [np.log(out[:, :, s].reshape(24, -1).mean(1) / clean[:, :, s].reshape(24, -1).mean(1))[5:19]
+             for s in (slice(0, W // 4), slice(3 * W // 4, W))]
+        return float(np.std(r[0])), float(np.std(r[1]))
+
+    left_bad, _ = pumping(bad)
+    left_global, right_global = pumping(restore(bad, dust=0, degrain=0, regions=1))
+    left_regions, right_regions = pumping(restore(bad, dust=0, degrain=0, regions=4))
+    assert left_regions < 0.35 * left_bad and left_regions < 0.6 * left_global
+    assert right_regions < 0.01 and right_regions < right_global  # the steady side is left steady

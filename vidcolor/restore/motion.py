@@ -33,7 +33,8 @@ class Measure:
     """What the window knows of frame ``index``: ``small`` the working-size luma (float32 in [0, 1]),
     ``flow_back`` the flow from this frame to the previous one at the working size (None at a shot
     start), ``cut`` True when the frame starts a shot, ``level`` its log brightness within the shot,
-    ``matched`` the share of its working pixels the previous frame matched."""
+    ``matched`` the share of its working pixels the previous frame matched, ``regions`` the level of
+    each cell of a G x G grid (``MotionWindow.regions`` > 1)."""
 
     index: int
     small: np.ndarray
@@ -41,6 +42,7 @@ class Measure:
     cut: bool
     level: float
     matched: float
+    regions: np.ndarray | None = None  # (G, G) log brightness of each region within the shot
 
 
 def luma_of(frame: np.ndarray) -> np.ndarray:
@@ -103,8 +105,9 @@ class MotionWindow:
     restored to the newest measured one."""
 
     def __init__(self, work_size: int = 240, scene_cut: float = 0.35, photo_tol: float = 0.08,
-                 keep: int = 4) -> None:
+                 keep: int = 4, regions: int = 1) -> None:
         self.work_size, self.scene_cut, self.photo_tol, self.keep = int(work_size), scene_cut, photo_tol, int(keep)
+        self.regions = int(regions)
         self.frames: OrderedDict[int, Measure] = OrderedDict()
         self._dis = None
 
@@ -144,16 +147,23 @@ class MotionWindow:
         small = self.small_of(frame)
         prev = self.frames.get(index - 1)
         if prev is None or prev.small.shape != small.shape:
-            m = Measure(index, small, None, True, 0.0, 0.0)
+            m = Measure(index, small, None, True, 0.0, 0.0, self._zeros())
         else:
             flow = self.flow(small, prev.small)
             back = warp_map(prev.small, flow + _grid(*small.shape))
             inside = inside_mask(flow, *small.shape)
-            change, matched = brightness_change(small, back, inside, self.photo_tol)
+            change, matched, good = brightness_change(small, back, inside, self.photo_tol)
             cut = matched < 1.0 - self.scene_cut
-            m = Measure(index, small, None if cut else flow, cut, 0.0 if cut else prev.level + change, matched)
+            regions = self._zeros()
+            if regions is not None and not cut and prev.regions is not None:
+                regions = prev.regions + region_changes(small, back, good, self.regions, change)
+            m = Measure(index, small, None if cut else flow, cut, 0.0 if cut else prev.level + change, matched,
+                        regions)
         self.frames[index] = m
         return m
+
+    def _zeros(self) -> np.ndarray | None:
+        return np.zeros((self.regions, self.regions), np.float64) if self.regions > 1 else None
 
     def forget_before(self, index: int) -> None:
         """Drop frames older than ``index - keep``."""
@@ -187,14 +197,14 @@ class MotionWindow:
         frames' pumping, so the slope is shrunk (ridge, by the spread of a whole window): the value
         there lies between the one-sided line and the one-sided mean."""
         span = self.shot_span(t, radius)
-        if len(span) < 2:
-            return self.frames[t].level
-        x = np.array(span, np.float64) - t
-        y = np.array([self.frames[i].level for i in span], np.float64)
-        sxx = float(np.dot(x - x.mean(), x - x.mean()))
-        ridge = radius * (radius + 1) * (2 * radius + 1) / 3.0 if x.mean() != 0 else 0.0
-        slope = float(np.dot(x - x.mean(), y - y.mean())) / max(sxx + ridge, 1e-12)
-        return float(y.mean() - slope * x.mean())
+        return float(_line_at_zero(span, t, radius, np.array([self.frames[i].level for i in span])))
+
+    def reference_regions(self, t: int, radius: int) -> np.ndarray | None:
+        """:meth:`reference_level` for each cell of the grid, (G, G), or None without regions."""
+        if self.frames[t].regions is None:
+            return None
+        span = self.shot_span(t, radius)
+        return _line_at_zero(span, t, radius, np.stack([self.frames[i].regions for i in span]))
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -206,24 +216,29 @@ class MotionWindow:
             if m.flow_back is not None:
                 out[f"{i}.flow"] = torch.from_numpy(m.flow_back.copy())
             out[f"{i}.meta"] = torch.tensor([float(m.cut), m.level, m.matched], dtype=torch.float64)
+            if m.regions is not None:
+                out[f"{i}.regions"] = torch.from_numpy(m.regions.copy())
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.frames.clear()
         for i in sorted({int(k.split(".")[0]) for k in state}):
             cut, level, matched = (float(v) for v in state[f"{i}.meta"].tolist())
-            flow = state.get(f"{i}.flow")
+            flow, regions = state.get(f"{i}.flow"), state.get(f"{i}.regions")
             self.frames[i] = Measure(i, state[f"{i}.small"].numpy().copy(),
-                                     None if flow is None else flow.numpy().copy(), bool(cut), level, matched)
+                                     None if flow is None else flow.numpy().copy(), bool(cut), level, matched,
+                                     None if regions is None else regions.numpy().copy())
 
     def reset(self) -> None:
         self.frames.clear()
 
 
-def brightness_change(cur: np.ndarray, back: np.ndarray, inside: np.ndarray, tol: float) -> tuple[float, float]:
-    """Log brightness of ``cur`` over ``back`` (the previous frame warped onto it) and the share of
-    pixels that match once that change is removed: two rounds, the second over the pixels the
-    first round matched (so moving objects and occlusions do not bias the estimate)."""
+def brightness_change(cur: np.ndarray, back: np.ndarray, inside: np.ndarray,
+                      tol: float) -> tuple[float, float, np.ndarray]:
+    """Log brightness of ``cur`` over ``back`` (the previous frame warped onto it), the share of
+    pixels that match once that change is removed, and those pixels (float32 mask): two rounds, the
+    second over the pixels the first round matched (so moving objects and occlusions do not bias the
+    estimate)."""
     weight = inside
     ratio = 1.0
     matched = 0.0
@@ -238,4 +253,32 @@ def brightness_change(cur: np.ndarray, back: np.ndarray, inside: np.ndarray, tol
         if not good.any():
             break
         weight = good.astype(np.float32)
-    return math.log(max(ratio, _EPS)), matched
+    return math.log(max(ratio, _EPS)), matched, weight
+
+
+def region_changes(cur: np.ndarray, back: np.ndarray, good: np.ndarray, grid: int, change: float) -> np.ndarray:
+    """(grid, grid) log brightness change of each cell of ``cur`` over ``back`` on the matched pixels
+    ``good``; a cell with under 5 % of its pixels matched takes the frame's ``change``."""
+    import cv2
+
+    size = (grid, grid)
+    num = cv2.resize(cur * good, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    den = cv2.resize(back * good, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    share = cv2.resize(good, size, interpolation=cv2.INTER_AREA)
+    ok = (share >= 0.05) & (num > _EPS) & (den > _EPS)
+    out = np.full(size, change, np.float64)
+    out[ok] = np.log(num[ok] / den[ok])
+    return out
+
+
+def _line_at_zero(span: list[int], t: int, radius: int, y: np.ndarray) -> np.ndarray:
+    """The ridge-shrunk least-squares line through ``y`` (one value, or one array, per frame of
+    ``span``) at frame ``t`` (see :meth:`MotionWindow.reference_level`)."""
+    if len(span) < 2:
+        return y[span.index(t)]
+    x = np.array(span, np.float64) - t
+    xc = x - x.mean()
+    ridge = radius * (radius + 1) * (2 * radius + 1) / 3.0 if x.mean() != 0 else 0.0
+    ym = y.mean(axis=0)
+    slope = np.tensordot(xc, y - ym, axes=(0, 0)) / max(float(np.dot(xc, xc)) + ridge, 1e-12)
+    return ym - slope * x.mean()

@@ -7,7 +7,9 @@ levels), in this order:
 1. **deflicker**: the frame's log brightness ``level_t`` (the exposure changes measured between
    motion-compensated frames, summed over the shot) is moved towards the least-squares line through
    the levels of the ``window`` frames either side in the shot: exposure pumping goes, a real fade
-   (a straight line in log brightness) and a cut stay. The neighbours are scaled to the frame's new
+   (a straight line in log brightness) and a cut stay. With ``regions`` = G > 1 this is done for
+   each cell of a G x G grid and the factors are interpolated between the cells' centres, so
+   pumping that differs across the frame (uneven exposure, a flickering light) goes too. The neighbours are scaled to the frame's new
    brightness, whatever the deflicker strength, so the next steps compare like with like.
 2. **dust**: pixels that are temporal outliers against both flow-warped neighbours, while these agree
    (``filters.find_dust``), are replaced by the neighbours' mean: dust specks and line scratches
@@ -47,9 +49,9 @@ class Prepared:
     its shot warped onto it as decoded (uint8 or float32), the factor that brings it to [0, 1] at the
     frame's new brightness, and where it was warped from inside the frame."""
 
-    gain: float
+    gain: Any
     warped: list[np.ndarray] = field(default_factory=list)
-    scales: list[float] = field(default_factory=list)
+    scales: list[Any] = field(default_factory=list)
     valid: list[np.ndarray] = field(default_factory=list)
 
 
@@ -62,6 +64,7 @@ class RestoreOptions(StageOptions):
     dust_threshold: float = option(0.08, float, 0.01, 1)
     scene_cut: float = option(0.35, float, 0, 1, lo_open=True)
     work_size: int = option(240, int, 64, 1080)
+    regions: int = option(4, int, 1, 8)
     channels: str = option("rgb", str, choices=("rgb", "luma"))
 
 
@@ -73,13 +76,14 @@ class Restore(Stage):
 
     def __init__(self, deflicker: float = 1.0, dust: float = 1.0, degrain: float = 1.0, window: int = 5,
                  dust_threshold: float = 0.08, scene_cut: float = 0.35, work_size: int = 240,
-                 channels: str = "rgb") -> None:
+                 regions: int = 4, channels: str = "rgb") -> None:
         self.options = RestoreOptions(deflicker=deflicker, dust=dust, degrain=degrain, window=window,
                                       dust_threshold=dust_threshold, scene_cut=scene_cut, work_size=work_size,
-                                      channels=channels)
+                                      regions=regions, channels=channels)
         self.deflicker, self.dust, self.degrain = float(deflicker), float(dust), float(degrain)
         self.window, self.dust_threshold, self.channels = int(window), float(dust_threshold), channels
-        self.motion = MotionWindow(work_size=work_size, scene_cut=scene_cut, keep=self.radius + 1)
+        self.motion = MotionWindow(work_size=work_size, scene_cut=scene_cut, keep=self.radius + 1,
+                                   regions=regions if self.deflicker > 0 else 1)
         self._past: list[np.ndarray] = []  # the two decoded frames before the next one to restore
         self._next = 0  # index of the next frame to restore
         self.scene_cuts: list[int] = []
@@ -174,14 +178,19 @@ class Restore(Stage):
         return chunk.with_frames(result if x.dtype == torch.uint8 else result.to(x.device, x.dtype))
 
     # -- one frame --------------------------------------------------------------------------------
-    def gains(self, t: int, others: list[int]) -> tuple[float, list[float]]:
+    def gains(self, t: int, others: list[int]) -> tuple[Any, list[Any]]:
         """Brightness factor of frame ``t`` (the deflicker's) and of each neighbour in ``others`` (to
-        the frame's new brightness)."""
-        level = self.motion.frames[t].level
+        the frame's new brightness): numbers, or (G, G) grids of factors with ``regions`` > 1."""
+        m = self.motion
+        if m.frames[t].regions is not None:
+            level = m.frames[t].regions
+            target = level + self.deflicker * (m.reference_regions(t, self.radius) - level)
+            return np.exp(target - level), [np.exp(target - m.frames[n].regions) for n in others]
+        level = m.frames[t].level
         target = level
         if self.deflicker > 0:
-            target = level + self.deflicker * (self.motion.reference_level(t, self.radius) - level)
-        return math.exp(target - level), [math.exp(target - self.motion.frames[n].level) for n in others]
+            target = level + self.deflicker * (m.reference_level(t, self.radius) - level)
+        return math.exp(target - level), [math.exp(target - m.frames[n].level) for n in others]
 
     def prepare_frame(self, t: int, shape: tuple[int, ...], near: dict[int, np.ndarray]) -> Prepared:
         """Frame ``t``'s brightness factor and its neighbours in the shot warped onto it, as decoded:
@@ -209,7 +218,7 @@ class Restore(Stage):
                 flow = m.flow(m.frames[t].small, m.frames[n].small)
             # warped as decoded (uint8 moves a quarter of the bytes); scaled to the frame's brightness later
             prep.warped.append(warp_map(img, upsample_flow(flow, h, w)))
-            prep.scales.append(g / 255.0 if img.dtype == np.uint8 else g)
+            prep.scales.append(g / 255.0 if img.dtype == np.uint8 else g)  # a number or a (G, G) grid
             prep.valid.append(inside_mask(flow, h, w))
         return prep
 
@@ -219,10 +228,11 @@ class Restore(Stage):
         h, w, c = frame.shape
         luma_only = self.channels == "luma" and c == 3
         luma = luma_of(frame) if luma_only else None
-        cur = luma[..., None] * np.float32(prep.gain) if luma is not None else frame.__imul__(np.float32(prep.gain))
+        gain = factor_map(prep.gain, h, w)
+        cur = luma[..., None] * gain if luma is not None else frame.__imul__(gain)
         warped = []
         for img, scale in zip(prep.warped, prep.scales):
-            wimg = np.multiply(img, np.float32(scale), dtype=np.float32).reshape(h, w, -1)
+            wimg = np.multiply(img.reshape(h, w, -1), factor_map(scale, h, w), dtype=np.float32)
             warped.append(luma_of(wimg)[..., None] if luma_only else wimg)
         valid = prep.valid
         if warped:
@@ -265,6 +275,17 @@ class Restore(Stage):
 
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, **self.options.as_kwargs()}
+
+
+def factor_map(factor: Any, height: int, width: int) -> Any:
+    """A brightness factor to multiply (H, W, C) frames by: a number as float32, a (G, G) grid of
+    region factors as a smooth (H, W, 1) map (bilinear between the cells' centres)."""
+    if np.isscalar(factor):
+        return np.float32(factor)
+    import cv2
+
+    grid = np.asarray(factor, np.float32)
+    return cv2.resize(grid, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
 
 
 class RestorePhase(Stage):
