@@ -64,7 +64,7 @@ def make_progress(quiet: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @handle_errors
 def run(input_path: str, output_path: str | None, as_json: bool, **options: Any) -> None:
-    """Colorize or stylize one video, keeping its length, timing, sound and subtitles.
+    """Colorize, stylize or restore one video, keeping its length, timing, sound and subtitles.
 
     \b
     Examples:
@@ -72,6 +72,8 @@ def run(input_path: str, output_path: str | None, as_json: bool, **options: Any)
       vidcolor run clip.mov --style lut --lut look.cube -o graded.mov
       vidcolor run clip.mp4 --style sepia --codec libx265 --crf 22 -e preset=slow
       vidcolor run film.mp4 --style colorize --keyframes film.keyframes/
+      vidcolor run old_film.mp4 --style restore-colorize      # deflicker, dust, degrain, then colour
+      vidcolor run old_film.mp4 --style restore --mask window.png
     """
     from vidcolor.pipelines.run import run as run_video
 
