@@ -64,7 +64,7 @@ class RestoreOptions(StageOptions):
     dust_threshold: float = option(0.08, float, 0.01, 1)
     scene_cut: float = option(0.35, float, 0, 1, lo_open=True)
     work_size: int = option(240, int, 64, 1080)
-    regions: int = option(4, int, 1, 8)
+    regions: int = option(1, int, 1, 8)
     channels: str = option("rgb", str, choices=("rgb", "luma"))
 
 
@@ -76,7 +76,7 @@ class Restore(Stage):
 
     def __init__(self, deflicker: float = 1.0, dust: float = 1.0, degrain: float = 1.0, window: int = 5,
                  dust_threshold: float = 0.08, scene_cut: float = 0.35, work_size: int = 240,
-                 regions: int = 4, channels: str = "rgb") -> None:
+                 regions: int = 1, channels: str = "rgb") -> None:
         self.options = RestoreOptions(deflicker=deflicker, dust=dust, degrain=degrain, window=window,
                                       dust_threshold=dust_threshold, scene_cut=scene_cut, work_size=work_size,
                                       regions=regions, channels=channels)
