@@ -7,14 +7,13 @@ only its last working-size frame, so any chunking gives the same values.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vidcolor.flow import FlowEstimator, occlusion_mask, to_grey, warp
 from vidcolor.metrics import as_frames, mean_or_nan
+from vidcolor.restore.filters import noise_sigma as frame_noise_sigma
 
 __all__ = ["FlickerMeter", "noise_sigma", "working_luma"]
 
@@ -77,18 +76,15 @@ class FlickerMeter:
         return mean_or_nan(self.per_pair)
 
 
-_IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).view(1, 1, 3, 3)
-
-
 def noise_sigma(frames: torch.Tensor | np.ndarray) -> list[float]:
     """Noise sigma of each frame's Rec.709 luma on the 0-255 scale, Immerkaer, "Fast noise variance
     estimation", CVIU 1996: ``sqrt(pi/2) / (6 (W-2)(H-2)) sum |Y * N|`` with N the difference of two
-    Laplacians [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] (valid region). Fine texture counts as noise too,
-    so compare clips with the same content. Gaussian noise of sigma s in each RGB channel independently
-    gives s * 0.749 on the luma."""
-    y = to_grey(as_frames(frames)) * 255
+    Laplacians [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] (valid region; the restore stage's own estimate,
+    ``vidcolor.restore.filters.noise_sigma``). Fine texture counts as noise too, so compare clips with
+    the same content. Gaussian noise of sigma s in each RGB channel independently gives s * 0.749 on
+    the luma."""
+    y = to_grey(as_frames(frames)).float().cpu()
     h, w = y.shape[-2:]
     if min(h, w) < 3:
         raise ValueError(f"frames of {h}x{w} are too small for the noise estimate")
-    r = F.conv2d(y.cpu(), _IMMERKAER).abs().double().flatten(1).sum(1)
-    return (r * math.sqrt(math.pi / 2) / (6 * (w - 2) * (h - 2))).tolist()
+    return [255.0 * frame_noise_sigma(np.ascontiguousarray(f[0].numpy())) for f in y]
