@@ -40,7 +40,7 @@ import torch
 from vidcolor.errors import InputError
 from vidcolor.restore.filters import find_dust, match_weight, noise_sigma, temporal_average
 from vidcolor.restore.motion import MotionWindow, inside_mask, luma_of, upsample_flow, warp_map
-from vidcolor.stages.base import Chunk, Stage, StageContext, StageOptions, option, register_stage
+from vidcolor.stages.base import Chunk, Stage, StageOptions, option, register_stage
 
 
 @dataclass
@@ -104,10 +104,6 @@ class Restore(Stage):
     @property
     def accepts_grey(self) -> bool:  # type: ignore[override]
         return self.channels == "luma"
-
-    @classmethod
-    def from_options(cls, options: StageOptions, ctx: StageContext) -> Stage:
-        return cls(**options.as_kwargs())
 
     # -- frames in and out -------------------------------------------------------------------------
     @staticmethod
