@@ -18,6 +18,8 @@ def sample_rows(objective, batch: dict, recipe, n: int = 4) -> list[tuple[str, t
     clips, with the generators in eval mode (what an exported model does)."""
     objective.train(False)
     try:
+        if hasattr(objective, "sample_rows"):  # objectives that draw their own rows (style, critic)
+            return objective.sample_rows(batch, n)
         a = batch["a"][:n, 0].to(objective.device)
         if recipe.objective.task == "colorize":
             inp = objective.prepare({"a": batch["a"][:n, :1]})[0][:, 0]  # (n, 1, H, W): (L - 50) / 50
