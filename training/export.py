@@ -40,7 +40,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> tuple[nn.Module, R
     data = ckpt.load_checkpoint(found[-1][1])
     recipe = recipe_from_dict(data["recipe"], f"{found[-1][1]} (recipe)")
     net = build_model(recipe.model.arch, **generator_kwargs(recipe))
-    key = "G" if recipe.objective.kind == "pix2pix" else "G_A"
+    key = "G_A" if recipe.objective.kind == "cyclegan" else "G"
     net.load_state_dict(data["nets"][key])
     return net.eval(), recipe, data
 
@@ -54,6 +54,8 @@ def weights_config(recipe: Recipe, data: dict, metrics: dict | None = None) -> d
                                        "metrics": metrics or {}}}
     if recipe.objective.task == "colorize":
         config.update(l_norm=list(L_NORM), ab_scale=AB_SCALE)
+    if recipe.objective.from_grey:  # the stylize stage feeds it the frames' lightness
+        config["input"] = "grey"
     return config
 
 

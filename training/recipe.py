@@ -42,7 +42,7 @@ except ModuleNotFoundError:  # Python 3.10
 from vidcolor.errors import InputError
 
 GAN_MODES = ("vanilla", "lsgan")
-KINDS = ("pix2pix", "cyclegan")
+KINDS = ("pix2pix", "cyclegan", "style", "critic")
 TASKS = ("colorize", "stylize", "superres", "restoration")
 FLOWS = ("dis", "raft_small", "raft_large")
 
@@ -82,6 +82,9 @@ class ObjectiveConfig:
     ``lambda_class``: weight of Zhang et al.'s cross-entropy over quantized ab (soft-encoded targets,
     rebalanced when ``rebalance`` > 0) for generators that predict ab-bin logits (``effunet``); 0 = off.
     Then ``lambda_l1`` and ``lambda_ciede`` act on the decoded (annealed-mean) ab, usually 0.
+
+    ``kind = "style"``: one painting -> a feed-forward style network; its keys (``style_image`` ...
+    ``lambda_color``) are described in ``training/style.py``. ``kind = "critic"``: ``training/critic.py``.
     """
 
     kind: str = "pix2pix"
@@ -97,6 +100,14 @@ class ObjectiveConfig:
     rebalance: float = 0.0
     lambda_ciede: float = 0.0
     lambda_class: float = 0.0
+    style_image: str = ""
+    style_size: int = 256
+    lambda_content: float = 1.0
+    lambda_style: float = 1.0
+    lambda_tv: float = 0.0
+    lambda_feature_temporal: float = 0.0
+    from_grey: bool = False
+    lambda_color: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -290,6 +301,7 @@ def validate(r: Recipe, where: str) -> None:
     need(o.flow in FLOWS, "objective.flow", f"must be one of {FLOWS}, got {o.flow!r}")
     need(not (o.kind == "cyclegan" and o.task == "colorize"), "objective.task",
          "must be 'stylize' for cyclegan (RGB -> RGB domains); colorize is a paired (pix2pix) task")
+    need(o.kind != "critic" or o.task == "colorize", "objective.task", "must be 'colorize' for a critic")
     if o.task == "superres":  # pairs made from one folder: the crop downscaled -> the crop, L1 alone
         need(o.kind == "pix2pix" and r.model.arch == "superres", "objective.task",
              "'superres' needs objective.kind = 'pix2pix' and model.arch = 'superres'")
@@ -313,12 +325,20 @@ def validate(r: Recipe, where: str) -> None:
         need(not d.degrade, "data.degrade", f"is for objective.task = 'restoration', not {o.task!r}")
     need(0.0 <= o.rebalance <= 1.0, "objective.rebalance", f"must be in [0, 1], got {o.rebalance}")
     for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "lambda_temporal", "lambda_ciede",
-                "lambda_class"):
+                "lambda_class", "lambda_content", "lambda_style", "lambda_tv", "lambda_feature_temporal", "lambda_color"):
         need(getattr(o, key) >= 0, f"objective.{key}", f"must be >= 0, got {getattr(o, key)}")
     need(o.lambda_ciede == 0 or (o.kind == "pix2pix" and o.task == "colorize"), "objective.lambda_ciede",
          "is a colour-difference loss on a*b*: only for pix2pix colorize")
     need(o.lambda_class == 0 or (o.kind == "pix2pix" and o.task == "colorize" and r.model.arch == "effunet"),
          "objective.lambda_class", "is the ab-bin cross-entropy: only for pix2pix colorize with model.arch = 'effunet'")
+    if o.kind == "style":
+        need(o.task == "stylize", "objective.task", f"must be 'stylize' for kind 'style', got {o.task!r}")
+        need(bool(o.style_image), "objective.style_image", "is required for kind 'style' (the painting: --style-image)")
+        need(o.style_size >= 32, "objective.style_size", f"must be >= 32, got {o.style_size}")
+        need(o.lambda_feature_temporal == 0 or d.clip_len >= 2, "objective.lambda_feature_temporal", "needs clip_len >= 2")
+    else:
+        for key in ("from_grey", "style_image", "lambda_color", "lambda_feature_temporal", "lambda_tv"):
+            need(not getattr(o, key), f"objective.{key}", f"is for objective.kind = 'style', not {o.kind!r}")
     need(o.pool_size >= 0, "objective.pool_size", f"must be >= 0, got {o.pool_size}")
     need(d.crop >= 8, "data.crop", f"must be >= 8, got {d.crop}")
     need(d.load_size >= d.crop, "data.load_size", f"must be >= data.crop ({d.crop}), got {d.load_size}")
@@ -339,7 +359,6 @@ def validate(r: Recipe, where: str) -> None:
     need(r.export.render_size >= 8, "export.render_size", f"must be >= 8, got {r.export.render_size}")
     need(0.0 <= r.export.stabilize <= 1.0, "export.stabilize", f"must be in [0, 1], got {r.export.stabilize}")
     from vidcolor.models.registry import MODELS
-
     need(r.model.arch in MODELS, "model.arch", f"must be one of {sorted(MODELS)}, got {r.model.arch!r}")
 
 

@@ -92,7 +92,7 @@ def scan_options(recipe: Recipe, run_dir: Path, domain: str) -> dict:
     d, o = recipe.data, recipe.objective
     cache = (d.cache_dir or str(run_dir / "cache")) if d.cache else None
     return dict(exclude=tuple(d.exclude), exclude_splits=tuple(d.exclude_splits if domain == "a" else d.exclude_splits_b),
-                skip_grey=domain == "a" and o.task == "colorize" and d.skip_grey,
+                skip_grey=domain == "a" and (o.task == "colorize" or o.from_grey) and d.skip_grey,
                 min_frames=(d.clip_len - 1) * d.clip_stride + 1, load_size=d.load_size, cache_dir=cache,
                 max_frames=d.max_frames)
 
@@ -104,7 +104,7 @@ def scan_data(recipe: Recipe, run_dir: Path, warn: Warn, rank: int = 0,
     d, o = recipe.data, recipe.objective
     if not d.paths:
         raise InputError("no training data: give --data FOLDER (or data.paths in the recipe)")
-    needs_b = o.kind == "cyclegan" or o.task == "stylize"
+    needs_b = o.kind == "cyclegan" or (o.kind == "pix2pix" and o.task == "stylize")
     if needs_b and not d.paths_b:
         raise InputError(f"{o.kind} {o.task} needs a second folder: give --data-b FOLDER (domain B / targets)")
     for p in d.paths + (d.paths_b if needs_b else ()):
@@ -140,7 +140,7 @@ def build_dataset(recipe: Recipe, a: ScanResult, b: ScanResult | None, warn: War
         return UnalignedClipDataset(a.sources, b.sources if b else [], d, recipe.train.seed)
     if o.task == "restoration":
         return RestorationDataset(a.sources, d, recipe.train.seed)
-    if o.task == "stylize":
+    if o.kind == "pix2pix" and o.task == "stylize":
         pairs, lonely = pair_by_name(a, b, list(d.paths), list(d.paths_b))
         if lonely:
             warn(f"{len(lonely)} files have no namesake in the other folder and are not used (e.g. {lonely[0]})")
@@ -309,7 +309,7 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, steps: i
     objective.train(True)
     try:
         for step, batch in enumerate(loader, start=start + 1):
-            lr = opts["G"].param_groups[0]["lr"]
+            lr = next(iter(opts.values())).param_groups[0]["lr"]  # one schedule for every optimiser
             logs = objective.step(batch, opts)
             for s in scheds.values():
                 s.step()

@@ -60,7 +60,6 @@ def run_cmd(recipe: str | None, data: tuple[str, ...], data_b: tuple[str, ...], 
 
     from vidcolor.errors import InputError
     from vidcolor.training.recipe import find_recipe, load_recipe, recipe_from_dict
-    from vidcolor.training.trainer import train as run_training
 
     overrides = parse_key_values(sets, "--set")
     if data:
@@ -81,6 +80,12 @@ def run_cmd(recipe: str | None, data: tuple[str, ...], data_b: tuple[str, ...], 
         r = recipe_from_dict(apply_overrides(json.loads(saved.read_text()), overrides), str(saved))
     else:
         r = load_recipe(find_recipe(recipe), overrides)
+    _train_and_report(r, out, resume, steps)
+
+
+def _train_and_report(r, out: str, resume: bool, steps: int | None) -> None:
+    from vidcolor.training.trainer import train as run_training
+
     report = run_training(r, out, resume=resume, steps=steps, progress=None if not STATE.quiet else False,
                           warn=None if STATE.quiet else warn)
     a = report.data.get("a", {})
@@ -89,6 +94,47 @@ def run_cmd(recipe: str | None, data: tuple[str, ...], data_b: tuple[str, ...], 
     click.echo(f"trained {report.start_step} -> {report.steps} steps in {report.seconds:.0f} s "
                f"({a.get('images', 0)} images, {a.get('videos', 0)} videos, {skipped} unreadable skipped); "
                f"last: {losses}; checkpoint: {report.checkpoint}")
+
+
+@train.command("style")
+@click.option("--style-image", required=True, type=click.Path(dir_okay=False),
+              help="The painting whose manner the network learns (any image OpenCV reads).")
+@click.option("--data", "data", multiple=True, required=True,
+              help="Colour footage and photos to learn on (folders or files, repeatable; eval split excluded).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoints, logs).")
+@click.option("--from-grey", is_flag=True,
+              help="Learn to colorize and paint in one pass: the network sees black-and-white frames.")
+@click.option("--no-temporal", is_flag=True, help="Train without the temporal losses (for comparison).")
+@click.option("--recipe", default=None, metavar="RECIPE",
+              help="Start from this recipe instead of the built-in paint (paint_joint with --from-grey).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe value: train.steps=500.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out (exactly).")
+@click.option("--steps", type=click.IntRange(1), help="Total steps (overrides train.steps; also on --resume).")
+@handle_errors
+def style_cmd(style_image: str, data: tuple[str, ...], out: str, from_grey: bool, no_temporal: bool,
+              recipe: str | None, sets: tuple[str, ...], resume: bool, steps: int | None) -> None:
+    """Train a painting style from one picture (feed-forward network, content + style + temporal losses).
+
+    \b
+    Examples:
+      vidcolor train style --style-image starry_night.jpg --data clips/ --data photos/ --out runs/starry
+      vidcolor train style --style-image wave.jpg --from-grey --data clips/ --out runs/wave_bw
+      vidcolor train export runs/starry --name my-starry   # then: vidcolor run film.mp4 --style my-starry
+    """
+    import json
+    from pathlib import Path
+
+    from vidcolor.training.recipe import find_recipe, load_recipe
+
+    overrides = parse_key_values(sets, "--set")
+    overrides["objective.style_image"] = json.dumps(str(Path(style_image).resolve()))
+    overrides["data.paths"] = json.dumps([str(Path(p)) for p in data])
+    if from_grey:
+        overrides["objective.from_grey"] = "true"
+    if no_temporal:
+        overrides.update({"objective.lambda_temporal": "0.0", "objective.lambda_feature_temporal": "0.0"})
+    name = recipe or ("paint_joint" if from_grey else "paint")
+    _train_and_report(load_recipe(find_recipe(name), overrides), out, resume, steps)
 
 
 @train.command("export")

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from vidcolor.models.effunet import EffUNetColorizer
 from vidcolor.models.networks import ResnetGenerator, UnetGenerator, get_norm_layer
+from vidcolor.models.paintnet import PaintNet
 from vidcolor.models.restorenet import RestoreNet
 from vidcolor.models.superres import SuperResNet
 from vidcolor.models.zhang import ECCV16Colorizer, SIGGRAPH17Colorizer
@@ -112,3 +113,10 @@ def restorenet(*, frames: int = 3, channels: int = 32, layers: int = 6) -> Resto
     """Learned film restoration (:mod:`vidcolor.models.restorenet`): ``frames`` consecutive RGB frames in
     [0, 1] stacked on channels -> the middle one repaired, a residual over it."""
     return RestoreNet(frames=frames, channels=channels, layers=layers)
+
+
+@register_model("paintnet")
+def paintnet(*, widths: list[int] | tuple[int, ...] = (16, 32, 64), blocks: int = 4) -> PaintNet:
+    """A painting style (:mod:`vidcolor.models.paintnet`): Johnson et al.'s feed-forward network moved
+    down in resolution for CPU video; RGB in [-1, 1] -> painted RGB in [-1, 1]."""
+    return PaintNet(widths=tuple(widths), blocks=blocks)

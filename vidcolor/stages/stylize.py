@@ -1,5 +1,8 @@
 """Stylize: an RGB -> RGB generator (e.g. a CycleGAN photo -> painting model) on every frame.
 
+Weights whose config says ``"input": "grey"`` (a joint colorize + paint network) get the frame's
+lightness on three channels, so colour input and black-and-white film give the same painting.
+
 The model runs at a working size (short side ``render_size``, aspect kept, padded to its
 multiple) on RGB scaled to [-1, 1], as in pytorch-CycleGAN-and-pix2pix (``Normalize(0.5, 0.5)``);
 its output is upsampled bilinearly to the frame size. Two options bring back what the working
@@ -71,6 +74,8 @@ class Stylize(Stage):
             raise WeightsError(f"weights {self.weights!r} are a {config['task']} model, the stylize stage needs "
                                "stylize weights")
         self.config = config
+        # a joint colorize + paint network (``vidcolor train style --from-grey``) sees grey frames only
+        self.grey_input = config.get("input") == "grey"
         self.multiple = int(getattr(model, "size_multiple", 1))
         self.model = prepare_model(model, self.device, compile=self.compile, dtype=self.dtype)
 
@@ -85,6 +90,8 @@ class Stylize(Stage):
         """``(N, 3, H, W)`` RGB in [0, 1] on the stage device -> ``(N, 3, H, W)`` RGB in [0, 1]."""
         full = tuple(x.shape[-2:])
         small = resize(x, working_size(full[0], full[1], self.render_size))
+        if self.grey_input:
+            small = (rgb_to_lightness(small) / 100.0).expand(-1, 3, -1, -1)
         out = run_padded(self.model, small * 2 - 1, self.multiple, self.dtype)
         if out.shape[1] != 3:
             raise WeightsError(f"weights {self.weights!r} give {out.shape[1]} channels, a stylizer must give 3 (RGB)")
@@ -109,6 +116,7 @@ class Stylize(Stage):
 
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "weights": self.weights, "arch": self.config["arch"],
-                "render_size": self.render_size, "keep_luma": self.keep_luma, "detail": self.detail,
+                "render_size": self.render_size, "grey_input": self.grey_input, "keep_luma": self.keep_luma,
+                "detail": self.detail,
                 "precision": self.precision, "compile": self.compile, "source_sha256": self.config.get("meta", {}).get("source_sha256"),
                 "weights_sha256": self.config.get("meta", {}).get("weights_sha256")}
