@@ -382,14 +382,8 @@ def build_discriminator(recipe: Recipe, input_nc: int) -> nn.Module:
 def build_objective(recipe: Recipe, device: torch.device, wrap: Wrap | None = None, rank: int = 0) -> Objective:
     """Networks initialised from the recipe's seed (call after seeding torch) and the objective."""
     o, seed, amp = recipe.objective, recipe.train.seed, recipe.train.amp
-    if o.kind == "style":
-        from vidcolor.training.style import StyleObjective
-
-        return StyleObjective(build_generator(recipe), build_discriminator(recipe, 3), o, device, wrap, seed, amp)
-    if o.kind == "critic":
-        from vidcolor.training.critic import build_critic_objective
-
-        return build_critic_objective(recipe, device, wrap, seed, amp)
+    if o.kind in ("style", "critic"):
+        raise ValueError(f"kind {o.kind!r} objectives are built by vidcolor.training.trainer.make_objective")
     if o.kind == "pix2pix":
         G = build_generator(recipe)
         d_in = 3 if o.task == "colorize" else 6  # conditional D sees (input, output) concatenated

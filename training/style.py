@@ -4,10 +4,10 @@ The network (usually ``paintnet``) learns to repaint any frame in the manner of 
 (Johnson, Alahi, Fei-Fei 2016), steadily over time (ReCoNet: Gao et al. 2018). The losses, each
 with its ``[objective]`` weight, on the output ``y = G(x)`` of every frame of a clip:
 
-* ``lambda_content``: perceptual content — mean squared difference between the stride-16 features
+* ``lambda_content``: perceptual content — mean squared difference between the stride-8 features
   of ``y`` and of the colour frame (frozen ImageNet EfficientNet-Lite0, :mod:`vidcolor.models.features`),
   divided by the mean square of the frame's features (a relative error, so weights are unit-free);
-* ``lambda_style``: the sum over strides 2, 4, 8, 16 of the mean squared difference between the
+* ``lambda_style``: the sum over strides 2, 4, 8 of the mean squared difference between the
   Gram matrices of ``y`` and of the painting (read once at short side ``style_size``), each divided
   by the mean square of the painting's Gram matrix;
 * ``lambda_tv``: total variation of ``y`` (mean absolute horizontal + vertical difference);

@@ -38,9 +38,11 @@ from vidcolor.training import checkpoint as ckpt
 from vidcolor.training.datasets import (AlignedClipDataset, ClipDataset, UnalignedClipDataset, make_loader,
                                         pair_by_name)
 from vidcolor.training.media import ScanResult, scan, scan_key
-from vidcolor.training.objectives import build_objective
+from vidcolor.training.critic import build_critic_objective
+from vidcolor.training.objectives import build_discriminator, build_generator, build_objective
 from vidcolor.training.recipe import Recipe, recipe_from_dict
 from vidcolor.training.restoration import RestorationDataset
+from vidcolor.training.style import StyleObjective
 from vidcolor.training.visuals import save_loss_curve, save_sample_grid
 
 Warn = Callable[[str], None]
@@ -148,6 +150,17 @@ def build_dataset(recipe: Recipe, a: ScanResult, b: ScanResult | None, warn: War
             raise InputError("aligned pix2pix: no file of --data has a namesake in --data-b")
         return AlignedClipDataset(pairs, d, recipe.train.seed)
     return ClipDataset(a.sources, d, recipe.train.seed)
+
+
+def make_objective(recipe: Recipe, device: torch.device, wrap=None, rank: int = 0):
+    """The recipe's objective: pix2pix and CycleGAN from ``objectives.build_objective``; painting
+    styles (``training/style.py``) and realism critics (``training/critic.py``) build on those parts."""
+    o, seed, amp = recipe.objective, recipe.train.seed, recipe.train.amp
+    if o.kind == "style":
+        return StyleObjective(build_generator(recipe), build_discriminator(recipe, 3), o, device, wrap, seed, amp)
+    if o.kind == "critic":
+        return build_critic_objective(recipe, device, wrap, seed, amp)
+    return build_objective(recipe, device, wrap, rank)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -274,7 +287,7 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, steps: i
             return DDP(m, device_ids=ids)
     else:
         wrap = None
-    objective = build_objective(recipe, device, wrap, rank)
+    objective = make_objective(recipe, device, wrap, rank)
     opts = {g: torch.optim.Adam(objective.parameters(g), lr=t.lr, betas=(t.beta1, t.beta2)) for g in objective.groups}
     factor = lr_factor(recipe)
     scheds = {g: torch.optim.lr_scheduler.LambdaLR(o, factor) for g, o in opts.items()}

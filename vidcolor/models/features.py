@@ -2,10 +2,13 @@
 content, style and Fréchet measures of painting styles, for training and for ``vidcolor eval``.
 
 * **Content** (Johnson et al. 2016, §3.2 "feature reconstruction"): mean squared difference of the
-  feature maps at stride 16 (the last block of stage 5, 112 channels) of two images.
+  feature maps at stride 8 (the last block of stage 3, 40 channels) of two images.
 * **Style** (Gatys et al. 2016; Johnson §3.2 "style reconstruction"): Gram matrices
-  ``G = F Fᵀ / (H W)`` of the block outputs at strides 2, 4, 8 and 16, compared by mean squared
-  difference per layer and summed. Gram matrices do not depend on where things are, so a frame and a
+  ``G = F Fᵀ / (H W)`` of the block outputs at strides 2, 4 and 8, compared by mean squared
+  difference per layer and summed. Johnson's deepest style layer (VGG relu4_3) is at stride 8 too;
+  the stride-16 Gram matrix is semantic (what is in the picture, not how it is painted): on
+  Starry Night it was two thirds of a photo's style distance and a feed-forward network could not
+  lower it. Gram matrices do not depend on where things are, so a frame and a
   painting of another size and shape compare directly.
 * **Fréchet distance** of pooled 1280-d features (the head after the last block) between two sets of
   images, as FID (Heusel et al. 2017) does with Inception-v3; the numbers are not comparable with
@@ -28,8 +31,8 @@ import torch.nn.functional as F
 from vidcolor.models.efficientnet import FEATURE_STAGES, EfficientNetLite0Weights, efficientnet_lite0
 
 # The taps (indices into FEATURE_STAGES: strides 2, 4, 8, 16, 32) used for style and for content.
-STYLE_TAPS = (0, 1, 2, 3)
-CONTENT_TAP = 3
+STYLE_TAPS = (0, 1, 2)
+CONTENT_TAP = 2
 
 
 class PerceptualFeatures(nn.Module):

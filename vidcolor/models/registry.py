@@ -116,7 +116,7 @@ def restorenet(*, frames: int = 3, channels: int = 32, layers: int = 6) -> Resto
 
 
 @register_model("paintnet")
-def paintnet(*, widths: list[int] | tuple[int, ...] = (16, 32, 64), blocks: int = 4) -> PaintNet:
+def paintnet(*, widths: list[int] | tuple[int, ...] = (16, 32, 64), blocks: int = 4, residual: bool = True) -> PaintNet:
     """A painting style (:mod:`vidcolor.models.paintnet`): Johnson et al.'s feed-forward network moved
     down in resolution for CPU video; RGB in [-1, 1] -> painted RGB in [-1, 1]."""
-    return PaintNet(widths=tuple(widths), blocks=blocks)
+    return PaintNet(widths=tuple(widths), blocks=blocks, residual=residual)
