@@ -3,7 +3,8 @@
 Steps: (1) open the videos and check they can be compared, (2) read them a chunk at a time and
 feed the streaming meters of ``vidcolor.metrics`` and ``vidcolor.defect_metrics`` (only the last
 few frames and small thumbnails are kept; the flicker index and noise estimate are measured on each
-video, output, source and reference, with its own flow), (3) return an ``EvalReport``;
+video, output, source and reference, with its own flow; a ``vidcolor.quality.Quality`` given as
+``quality`` samples output and source frames for its scores), (3) return an ``EvalReport``;
 ``write_sheet`` and ``write_plot`` draw the contact sheet and the per-frame curves.
 """
 
@@ -22,6 +23,7 @@ from vidcolor import metrics
 from vidcolor.color import lab_to_rgb, rgb_to_lab
 from vidcolor.defect_metrics import FlickerMeter, noise_sigma
 from vidcolor.errors import InputError, VideoError
+from vidcolor.quality import Quality, QualityScores, plot_quality
 
 SHEET_THUMB_HEIGHT = 160
 
@@ -59,6 +61,7 @@ class EvalReport:
     noise_reference: float | None = None
     per_frame: dict[str, list[float]] = field(default_factory=dict)
     sheet_frames: list[int] = field(default_factory=list)
+    quality: QualityScores | None = None  # vidcolor.quality: content, style, Fréchet, realism
 
     def summary(self) -> dict[str, float | None]:
         return {
@@ -69,6 +72,7 @@ class EvalReport:
             "flicker_index": self.flicker_index, "flicker_index_source": self.flicker_index_source,
             "flicker_index_reference": self.flicker_index_reference,
             "noise": self.noise, "noise_source": self.noise_source, "noise_reference": self.noise_reference,
+            **(self.quality.summary() if self.quality is not None else {}),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -80,6 +84,7 @@ class EvalReport:
             "frames": self.frames, "size": [self.width, self.height], "flow": self.flow,
             "metrics": {k: clean(v) for k, v in self.summary().items()},
             "per_frame": {k: [clean(v) for v in vals] for k, vals in self.per_frame.items()},
+            "quality": self.quality.to_json() if self.quality is not None else None,
         }
 
 
@@ -180,11 +185,12 @@ def _check_counts_and_sizes(names: dict[str, str]) -> None:
 
 def evaluate(output: str | Path, source: str | Path, reference: str | Path | None = None, *,
              flow: str = "dis", chunk_size: int = 8, sheet_count: int = 0,
-             progress: Callable[[int], None] | None = None) -> tuple[EvalReport, list[tuple[int, list[np.ndarray]]]]:
+             progress: Callable[[int], None] | None = None, quality: Quality | None = None) -> tuple[EvalReport, list[tuple[int, list[np.ndarray]]]]:
     """Measure ``output`` against its ``source`` (and ``reference`` ground truth when given).
 
     Returns the report and, when ``sheet_count > 0``, up to that many evenly spaced
-    ``(frame index, [source, output, reference] thumbnails)`` for ``write_sheet``.
+    ``(frame index, [source, output, reference] thumbnails)`` for ``write_sheet``; with ``quality``,
+    the report's ``quality`` holds its scores on frames sampled from the stream.
     Raises ``InputError`` (exit 2) when the videos differ in frame count or size.
     """
     from vidcolor.flow import get_flow_estimator
@@ -254,6 +260,8 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
                 per_frame["psnr_grey"].append(metrics.psnr(grey[i], ref_i))
                 per_frame["ciede2000_grey"].append(metrics.ciede2000(grey[i], ref_i))
             thumbs.offer(count + i, [got[k][i] for k in ("source", "output", "reference") if k in got])
+            if quality is not None:
+                quality.offer(count + i, {k: got[k][i] for k in ("output", "source")})
         count += frames["output"].shape[0]
         if progress is not None:
             progress(count)
@@ -281,6 +289,7 @@ def evaluate(output: str | Path, source: str | Path, reference: str | Path | Non
         flicker_index_reference=flicker["reference"].value if ref else None,
         noise=float(np.median(noise["output"])), noise_source=float(np.median(noise["source"])),
         noise_reference=float(np.median(noise["reference"])) if ref else None, per_frame=per_frame,
+        quality=quality.scores() if quality is not None else None,
     )
     picked = thumbs.pick()
     report.sheet_frames = [i for i, _ in picked]
@@ -315,7 +324,7 @@ def write_sheet(path: str | Path, picked: list[tuple[int, list[np.ndarray]]], la
 
 def write_plot(path: str | Path, report: EvalReport) -> None:
     """Per-frame curves, PNG via matplotlib: warping error (output and source), flicker (each video;
-    skipped pairs are gaps) and colorfulness."""
+    skipped pairs are gaps), colorfulness and, with quality scores, content and style distance."""
     try:
         import matplotlib
 
@@ -324,7 +333,9 @@ def write_plot(path: str | Path, report: EvalReport) -> None:
     except ImportError:
         raise InputError("--plot needs matplotlib (pip install 'vidcolor[eval]')") from None
     pf = report.per_frame
-    fig, (ax1, ax3, ax2) = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True)
+    q = report.quality
+    fig, axes = plt.subplots(3 + (q is not None), 1, figsize=(10, 8.5 + 2.8 * (q is not None)), sharex=True)
+    ax1, ax3, ax2 = axes[:3]
     xs = np.arange(1, len(pf["warping_error"]) + 1)
     ax1.plot(xs, pf["warping_error"], label=f"output (mean {report.warping_error:.5f})")
     ax1.plot(xs, pf["warping_error_source"], label=f"source (mean {report.warping_error_source:.5f})", alpha=0.7)
@@ -343,6 +354,8 @@ def write_plot(path: str | Path, report: EvalReport) -> None:
     ax2.set_ylabel("colorfulness (Hasler-Süsstrunk)")
     ax2.set_xlabel("frame")
     ax2.legend(loc="upper right")
+    if q is not None:
+        plot_quality(axes[3], q)
     fig.suptitle(Path(report.output).name)
     fig.tight_layout()
     fig.savefig(str(path), dpi=100)

@@ -1,4 +1,5 @@
-"""``vidcolor eval OUTPUT --source INPUT [--reference GT]``: temporal stability and colour of an output."""
+"""``vidcolor eval OUTPUT --source INPUT [--reference GT] [--style-image P] [--reference-set DIR] [--critic RUN]``:
+temporal stability, colour and quality scores of an output."""
 
 from __future__ import annotations
 
@@ -43,9 +44,25 @@ def write_json(path: str, data: dict) -> None:
               help="Write per-frame warping error, flicker and colorfulness curves (PNG, needs matplotlib).")
 @click.option("--flow", type=click.Choice(FLOW_CHOICES), default="dis", show_default=True,
               help="Flow estimator; compare warping errors only between runs measured with the same one.")
+@click.option("--style-image", type=click.Path(path_type=str), default=None,
+              help="A painting: adds the Gram style distance of the output to it (painting read at a short side "
+                   "of 256 px, frames at the same working size), the source's for scale, their ratio, and the "
+                   "a*b* histogram distance (Hellinger) to it.")
+@click.option("--reference-set", type=click.Path(path_type=str), default=None,
+              help="A folder of images and/or videos (16 frames sampled from each, or --quality-frames): adds the "
+                   "Fréchet distance of the output's EfficientNet-Lite0 pooled features to theirs (and the "
+                   "source's). Not comparable with Inception FID; small sample counts bias it upward, so compare "
+                   "runs with the same counts.")
+@click.option("--critic", "critic_run", type=click.Path(path_type=str), default=None,
+              help="A training run folder with a saved discriminator: adds realism, its mean score over the "
+                   "sampled output frames (higher = more real), and the source's.")
+@click.option("--quality-frames", type=click.IntRange(2, 256), default=16, show_default=True,
+              help="Frames sampled evenly for the content, style, Fréchet and realism scores (the same frames "
+                   "for all, at a short side of 256 px).")
 @handle_errors
 def eval_cmd(output: str, source: str, reference: str | None, json_path: str | None, sheet: str | None,
-             sheet_frames: int, plot: str | None, flow: str) -> None:
+             sheet_frames: int, plot: str | None, flow: str, style_image: str | None, reference_set: str | None,
+             critic_run: str | None, quality_frames: int) -> None:
     """Measure how stable and how colourful OUTPUT is, and how much it flickers and how noisy it is.
 
     \b
@@ -63,13 +80,25 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
                    so "colour helped" means the output is closer than no colour at all
 
     \b
+    Quality scores, on --quality-frames evenly sampled frames at a short side of 256 px:
+    content dist.  feature distance to the source (EfficientNet-Lite0, stride 16); 0 = same
+    style dist.    Gram distance to --style-image, the source's, and output / source
+    a*b* hist.     Hellinger distance of the a*b* histograms (10-unit bins) to --style-image
+    Fréchet dist.  to --reference-set on EfficientNet-Lite0 pooled features (not Inception FID)
+    realism        mean score of the --critic discriminator (higher = more real)
+
+    \b
     Example:
       vidcolor eval colorized.mp4 --source old_film.mp4 --json report.json --sheet sheet.png
       vidcolor eval colorized.mp4 --source old_film.mp4 --json - | jq .warping_error
+      vidcolor eval painted.mp4 -s film.mp4 --style-image starry_night.jpg --reference-set paintings/
     """
     from vidcolor.evaluate import evaluate, write_plot, write_sheet
+    from vidcolor.quality import Quality
 
-    report, picked = evaluate(output, source, reference, flow=flow, sheet_count=sheet_frames if sheet else 0)
+    quality = Quality(style_image=style_image, reference_set=reference_set, critic=critic_run, samples=quality_frames)
+    report, picked = evaluate(output, source, reference, flow=flow, sheet_count=sheet_frames if sheet else 0,
+                              quality=quality)
     if json_path == "-":
         click.echo(json.dumps(report.to_json(), indent=2))
     elif json_path:
@@ -119,4 +148,6 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
         t.add_row("CIEDE2000", fmt(report.ciede2000, ".2f"),
                   f"vs reference (grey baseline {fmt(report.ciede2000_grey, '.2f')}"
                   f"{verdict(report.ciede2000, report.ciede2000_grey, False)}); ~1 is just noticeable")
+    for row in report.quality.table_rows() if report.quality is not None else []:
+        t.add_row(*row)
     console(stderr=json_path == "-").print(t)
