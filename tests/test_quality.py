@@ -223,3 +223,49 @@ def test_cli_eval_bad_quality_input_is_one_line(tmp_path, args, message):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vidcolor: error: ") and message in lines[0], res.output
     assert "Traceback" not in res.output
+
+
+@pytest.fixture(scope="module")
+def critic_run(tmp_path_factory, shared_data):
+    """A critic_tiny run cut to 4 steps: an untrained critic, enough to test the --critic plumbing."""
+    from vidcolor.training import load_recipe, train
+    from vidcolor.training.recipe import find_recipe
+
+    run = tmp_path_factory.mktemp("critic") / "run"
+    clips = [str(shared_data / "videos" / "intel_asl_eat.mkv")]
+    overrides = {"data.paths": str(clips).replace("'", '"'), "data.cache_dir": f'"{run.parent / "cache"}"',
+                 "train.steps": "4", "train.decay_start": "4", "train.checkpoint_every": "4",
+                 "train.sample_every": "1000"}
+    train(load_recipe(find_recipe("critic_tiny"), overrides), run, progress=False)
+    return run
+
+
+def test_cli_eval_critic_realism(tmp_path, critic_run):
+    from vidcolor.critic import load_critic
+
+    c = cli_clips(tmp_path)
+    res = CliRunner().invoke(main, ["eval", str(c["out"]), "-s", str(c["src"]), "--critic", str(critic_run),
+                                    "--quality-frames", "6", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    m, q = data["metrics"], data["quality"]
+    assert q["critic"] == str(critic_run) and len(q["per_frame"]["realism"]) == 6
+    assert 0 < m["realism"] < 1 and 0 < m["realism_source"] < 1
+    assert m["realism"] == pytest.approx(np.mean(q["per_frame"]["realism"]))
+    # the same score as the critic gives the sampled frames itself
+    import av
+
+    with av.open(str(c["src"])) as f:
+        src = np.stack([fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)])
+    frames = to_tensor([cv2.resize(src[i], (384, 256), interpolation=cv2.INTER_LINEAR) for i in q["frames"]])
+    assert m["realism_source"] == pytest.approx(float(load_critic(critic_run).score(frames).mean()), abs=1e-4)
+    assert "realism" in res.output
+
+
+def test_cli_eval_critic_folder_without_checkpoint_is_one_line(tmp_path):
+    c = cli_clips(tmp_path)
+    (tmp_path / "run").mkdir()
+    res = CliRunner().invoke(main, ["eval", str(c["out"]), "-s", str(c["src"]), "--critic", str(tmp_path / "run")])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidcolor: error: ") and "no checkpoints" in lines[0], res.output
