@@ -41,7 +41,8 @@ def write_json(path: str, data: dict) -> None:
               help="Write a contact sheet PNG (source / output / reference at evenly spaced frames).")
 @click.option("--sheet-frames", type=click.IntRange(1, 32), default=6, show_default=True, help="Columns of the sheet.")
 @click.option("--plot", type=click.Path(path_type=str), default=None,
-              help="Write per-frame warping error, flicker and colorfulness curves (PNG, needs matplotlib).")
+              help="Write per-frame warping error, flicker and colorfulness curves, and the content and style "
+                   "distances of the sampled frames (PNG, needs matplotlib).")
 @click.option("--flow", type=click.Choice(FLOW_CHOICES), default="dis", show_default=True,
               help="Flow estimator; compare warping errors only between runs measured with the same one.")
 @click.option("--style-image", type=click.Path(path_type=str), default=None,
@@ -63,7 +64,8 @@ def write_json(path: str, data: dict) -> None:
 def eval_cmd(output: str, source: str, reference: str | None, json_path: str | None, sheet: str | None,
              sheet_frames: int, plot: str | None, flow: str, style_image: str | None, reference_set: str | None,
              critic_run: str | None, quality_frames: int) -> None:
-    """Measure how stable and how colourful OUTPUT is, and how much it flickers and how noisy it is.
+    """Measure how stable and how colourful OUTPUT is, how much it flickers, how noisy it is, and
+    how far it is from its source, a painting, a reference set and what a critic calls real.
 
     \b
     warping error  Lai et al. ECCV 2018 (lower = steadier; the source's own value is the floor)
