@@ -7,9 +7,9 @@ area interpolation). The networks and measures are ``vidcolor.models.features`` 
 ImageNet EfficientNet-Lite0):
 
 * ``content_distance``: per frame, the mean squared difference of the output's and the source's
-  feature maps at stride 16 (``CONTENT_TAP``); the mean over the sampled frames. 0 for identical frames.
-* ``style_distance`` (``--style-image``): per frame, the Gram-matrix distance (strides 2, 4, 8, 16)
-  to the painting, read at a short side of 256 px; ``style_distance_source`` is the source's, and
+  feature maps at ``CONTENT_TAP`` (stride 8); the mean over the sampled frames. 0 for identical frames.
+* ``style_distance`` (``--style-image``): per frame, the Gram-matrix distance at ``STYLE_TAPS``
+  (strides 2, 4 and 8: the painting styles' training loss) to the painting, read at a short side of 256 px; ``style_distance_source`` is the source's, and
   ``style_ratio`` = output / source (a painted output should be well below 1; the issue's bar: 0.5).
 * ``ab_hist_distance`` (``--style-image``): the Hellinger distance ``sqrt(1 - sum sqrt(p q))`` (0 =
   the same, 1 = no overlap) between 2-D a*b* histograms (CIELAB, 10-unit bins over -130..130) of all
@@ -209,7 +209,7 @@ class QualityScores:
 
         n = len(self.frames)
         rows = [("content distance", f(self.content_distance),
-                 f"to the source (EfficientNet-Lite0 stride 16); 0 = same; {n} frames at short side {self.working_size}")]
+                 f"to the source (EfficientNet-Lite0 features); 0 = same; {n} frames at short side {self.working_size}")]
         if self.style_image is not None:
             rows.append(("style distance", f(self.style_distance),
                          f"Gram, to the painting; source {f(self.style_distance_source)}, "
@@ -233,7 +233,7 @@ class Quality:
 
     def __init__(self, *, style_image: str | Path | None = None, reference_set: str | Path | None = None,
                  critic: str | Path | None = None, samples: int = SAMPLES, size: int = WORKING_SIZE) -> None:
-        from vidcolor.models.features import PerceptualFeatures
+        from vidcolor.models.features import CONTENT_TAP, STYLE_TAPS, PerceptualFeatures
 
         if samples < 2:
             raise InputError(f"the quality scores need at least 2 sampled frames, got {samples}")
@@ -244,7 +244,9 @@ class Quality:
         painting = read_image(style_image, size) if style_image is not None else None
         reference = read_reference_set(reference_set, samples, size) if reference_set is not None else None
         self.critic = load_critic_run(critic) if critic is not None else None
-        self.features = PerceptualFeatures()
+        self.features = PerceptualFeatures(taps=tuple(sorted({*STYLE_TAPS, CONTENT_TAP})))
+        self.style_index = [self.features.taps.index(t) for t in STYLE_TAPS]
+        self.content_index = self.features.taps.index(CONTENT_TAP)
         self.painting = to_tensor([painting]) if painting is not None else None
         with torch.no_grad():
             self.painting_grams = None if painting is None else self.grams(self.painting)
@@ -265,7 +267,8 @@ class Quality:
     def grams(self, frames: torch.Tensor) -> list[torch.Tensor]:
         from vidcolor.models.features import gram
 
-        return [gram(f) for f in self.features(frames)]
+        feats = self.features(frames)
+        return [gram(feats[i]) for i in self.style_index]
 
     def offer(self, index: int, frames: dict[str, np.ndarray]) -> None:
         """Frame ``index`` of the output and the source (uint8 ``(H, W, 3)``), as they are read."""
@@ -274,20 +277,20 @@ class Quality:
     @torch.no_grad()
     def scores(self) -> QualityScores:
         from vidcolor.metrics import colorfulness
-        from vidcolor.models.features import CONTENT_TAP, content_distance, frechet_distance, style_distance
+        from vidcolor.models.features import content_distance, frechet_distance, style_distance
 
         indices, frames = self.sampler.pick()
         if not indices:
             raise InputError("no frames to score")
         out, src = frames["output"], frames["source"]
         feats = {k: self.features(v) for k, v in frames.items()}
-        tap = self.features.taps.index(CONTENT_TAP)
-        content = content_distance(feats["output"][tap], feats["source"][tap])
+        c = self.content_index
+        content = content_distance(feats["output"][c], feats["source"][c])
         s = QualityScores(frames=indices, working_size=self.size, content_distance=float(content.mean()),
                           style_image=self.style_image, reference_set=self.reference_set, critic=self.critic_run,
                           per_frame={"content_distance": content.tolist()})
         if self.painting_grams is not None:
-            style = {k: style_distance(f, self.painting_grams) for k, f in feats.items()}
+            style = {k: style_distance([f[i] for i in self.style_index], self.painting_grams) for k, f in feats.items()}
             s.style_distance, s.style_distance_source = float(style["output"].mean()), float(style["source"].mean())
             s.style_ratio = s.style_distance / s.style_distance_source if s.style_distance_source > 0 else math.nan
             s.per_frame.update(style_distance=style["output"].tolist(), style_distance_source=style["source"].tolist())

@@ -83,7 +83,7 @@ def eval_cmd(output: str, source: str, reference: str | None, json_path: str | N
 
     \b
     Quality scores, on --quality-frames evenly sampled frames at a short side of 256 px:
-    content dist.  feature distance to the source (EfficientNet-Lite0, stride 16); 0 = same
+    content dist.  feature distance to the source (EfficientNet-Lite0, stride 8); 0 = same
     style dist.    Gram distance to --style-image, the source's, and output / source
     a*b* hist.     Hellinger distance of the a*b* histograms (10-unit bins) to --style-image
     Fréchet dist.  to --reference-set on EfficientNet-Lite0 pooled features (not Inception FID)
