@@ -39,6 +39,9 @@ def load_run(run_dir: str | Path, step: int | None = None) -> tuple[nn.Module, R
             raise InputError(f"{run_dir}: no checkpoint at step {step}")
     data = ckpt.load_checkpoint(found[-1][1])
     recipe = recipe_from_dict(data["recipe"], f"{found[-1][1]} (recipe)")
+    if recipe.objective.kind == "critic":
+        raise InputError(f"{run_dir} is a realism critic (no generator to export or run): "
+                         "use it with vidcolor eval --critic RUN")
     net = build_model(recipe.model.arch, **generator_kwargs(recipe))
     key = "G_A" if recipe.objective.kind == "cyclegan" else "G"
     net.load_state_dict(data["nets"][key])
