@@ -21,7 +21,7 @@ def critic_run(tmp_path_factory, data_dir):
     recipe = load_recipe(find_recipe("critic_tiny"), {"data.paths": str(train_clips()).replace("'", '"'),
                                                       "data.cache_dir": f'"{run.parent / "cache"}"'})
     report = train(recipe, run, progress=False)
-    assert report.steps == 150 and (run / "samples").is_dir()
+    assert report.steps == 300 and (run / "samples").is_dir()
     return run
 
 
@@ -44,7 +44,7 @@ def quantise(x: torch.Tensor) -> torch.Tensor:
 
 def test_critic_ranks_real_frames_above_blurred_copies(critic_run, data_dir):
     critic = load_critic(critic_run)
-    assert critic.kind == "critic" and critic.step == 150 and critic.gan_mode == "vanilla"
+    assert critic.kind == "critic" and critic.step == 300 and critic.gan_mode == "vanilla"
     frames = held_out(data_dir, critic.size)
     real = critic.score(frames)
     blurred = critic.score(quantise(gaussian_blur(frames, 1.5)))
@@ -57,13 +57,13 @@ def test_critic_ranks_real_frames_above_blurred_copies(critic_run, data_dir):
     assert torch.allclose(critic.score(quantise(big)), real[:2], atol=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="the 150-step tiny critic learns blur, resampling and noise on blur "
-                                       "but not noise alone on a sharp frame (see docs/training.md)")
 def test_critic_ranks_real_frames_above_noisy_copies(critic_run, data_dir):
+    # sigma 15 levels, the middle of the training range (3-20): a tiny critic learns blur first and
+    # noise alone on a sharp frame only later (at 150 steps it did not, at 300 it does)
     critic = load_critic(critic_run)
     frames = held_out(data_dir, critic.size)
-    noisy = quantise(frames + 0.04 * torch.randn(frames.shape, generator=torch.Generator().manual_seed(0)))
-    assert critic.score(frames).mean() > critic.score(noisy).mean()
+    noisy = quantise(frames + 0.06 * torch.randn(frames.shape, generator=torch.Generator().manual_seed(0)))
+    assert critic.score(frames).mean() > critic.score(noisy).mean() + 0.02
 
 
 def test_corruptions_are_seeded_and_damage_the_frame():
@@ -94,3 +94,12 @@ def test_load_critic_errors_are_one_line(tmp_path, data_dir):
     assert "\n" not in str(err.value)
     with pytest.raises(InputError, match="step 5"):
         load_critic(run, step=5)
+
+
+def test_a_critic_run_is_not_exported_as_a_style(critic_run):
+    """A critic has no generator: export and run refuse it in one line, naming what it is for."""
+    from vidcolor.training.export import load_run
+
+    with pytest.raises(InputError, match="realism critic") as err:
+        load_run(critic_run)
+    assert "\n" not in str(err.value) and "vidcolor eval --critic" in str(err.value)
