@@ -1,13 +1,15 @@
 """Export a `vidcolor train` run as one of the package's shipped networks (vidcolor/weights/NAME):
-the colorizers and the x2 upscaler.
+the colorizers, the x2 upscaler and the painting styles.
 
     .venv/bin/python docs/models/export_colorizer.py RUN_DIR [--name colorize] [--step N] [--metrics eval.json] [--hours 1.0]
     .venv/bin/python docs/models/export_colorizer.py RUN_DIR --name upscale-x2 --metrics upscale_eval.json
+    .venv/bin/python docs/models/export_colorizer.py RUN_DIR --name starry-night --metrics paint_eval.json
 
 ``vidcolor train export`` writes user weights under $VIDCOLOR_HOME and refuses built-in names; the
 shipped folder is written here instead, with the same config (architecture, kwargs, recipe, data
 summary) plus the eval-split metrics (``evaluate_colorizer.py --json`` or ``evaluate_upscale.py --json``),
-and the sha256 to paste into ``vidcolor/models/weights.py``.
+and the sha256 to paste into ``vidcolor/models/weights.py``. A painting style's metrics are its
+entry in ``evaluate_paint.py --json`` (the eval clips' means, shipped and without the stabilizer).
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ DESCRIPTIONS = {
     "upscale-x2": "vidcolor's x2 super-resolution network: residual over bicubic, 5 convolutions of 48 channels at "
                   "the input resolution and a pixel shuffle, trained by vidcolor train (see the model card)",
 }
-CARDS = {"upscale-x2": "docs/models/upscale.md"}  # default: docs/models/NAME.md
+PAINTINGS = {"starry-night": "Vincent van Gogh's The Starry Night (1889)",
+             "great-wave": "Katsushika Hokusai's The Great Wave off Kanagawa (c. 1831)",
+             "scream": "Edvard Munch's The Scream (1893)"}
+for _name, _painting in PAINTINGS.items():
+    DESCRIPTIONS[_name] = (f"vidcolor's painting style after {_painting}: paintnet (feed-forward, instance norm) "
+                           "trained from the public-domain painting by vidcolor train style (see the model card)")
+DESCRIPTIONS["colorize-starry-night"] = (
+    "vidcolor's joint colorize + paint network: black-and-white frames to The Starry Night's manner and palette, "
+    "paintnet on grey input trained by vidcolor train style --from-grey (see the model card)")
+CARDS = {"upscale-x2": "docs/models/upscale.md",
+         **{n: "docs/models/paint.md" for n in (*PAINTINGS, "colorize-starry-night")}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {}
     if args.metrics:
         rep = json.loads(Path(args.metrics).read_text())
-        if args.name in CARDS:  # evaluate_upscale.py
+        if args.name == "upscale-x2":  # evaluate_upscale.py
             metrics = {"eval_clips_mean": rep["mean"], "frames_per_clip": rep["frames"], "size": rep["size"]}
+        elif args.name in CARDS:  # evaluate_paint.py
+            metrics = {"eval_clips_mean": rep["styles"][args.name]["mean"], "frames_per_clip": rep["frames"]}
         else:
             metrics = {"eval_clips_mean": rep.get("clips_mean", {}), "kodak24_mean": rep.get("kodak_mean", {}),
                        "frames_per_clip": rep.get("frames"), "temporal": rep.get("temporal")}  # the stabilizer strength
