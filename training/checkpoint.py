@@ -37,6 +37,20 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def find_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
+    """The last checkpoint of ``run_dir`` (or the one of ``step``); one-line ``InputError`` when there is none."""
+    from vidcolor.errors import InputError
+
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise InputError(f"{run_dir}: no checkpoints (is it a `vidcolor train` --out folder?)")
+    if step is not None:
+        found = [f for f in found if f[0] == step]
+        if not found:
+            raise InputError(f"{run_dir}: no checkpoint at step {step}")
+    return found[-1][1]
+
+
 def rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "torch": torch.get_rng_state()}
     kind, keys, pos, has_gauss, cached = np.random.get_state()

@@ -30,15 +30,9 @@ def load_run(run_dir: str | Path, step: int | None = None) -> tuple[nn.Module, R
     from vidcolor.models.registry import build_model
 
     run_dir = Path(run_dir)
-    found = ckpt.list_checkpoints(run_dir)
-    if not found:
-        raise InputError(f"{run_dir}: no checkpoints (is it a `vidcolor train` --out folder?)")
-    if step is not None:
-        found = [f for f in found if f[0] == step]
-        if not found:
-            raise InputError(f"{run_dir}: no checkpoint at step {step}")
-    data = ckpt.load_checkpoint(found[-1][1])
-    recipe = recipe_from_dict(data["recipe"], f"{found[-1][1]} (recipe)")
+    path = ckpt.find_checkpoint(run_dir, step)
+    data = ckpt.load_checkpoint(path)
+    recipe = recipe_from_dict(data["recipe"], f"{path} (recipe)")
     if recipe.objective.kind == "critic":
         raise InputError(f"{run_dir} is a realism critic (no generator to export or run): "
                          "use it with vidcolor eval --critic RUN")

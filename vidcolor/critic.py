@@ -103,14 +103,7 @@ def load_critic(run_dir: str | Path, step: int | None = None, device: str | torc
     from vidcolor.training.recipe import recipe_from_dict
 
     run_dir = Path(run_dir)
-    found = ckpt.list_checkpoints(run_dir)
-    if not found:
-        raise InputError(f"{run_dir}: no checkpoints (is it a `vidcolor train` --out folder?)")
-    if step is not None:
-        found = [f for f in found if f[0] == step]
-        if not found:
-            raise InputError(f"{run_dir}: no checkpoint at step {step}")
-    path = found[-1][1]
+    path = ckpt.find_checkpoint(run_dir, step)
     data = ckpt.load_checkpoint(path)
     recipe = recipe_from_dict(data["recipe"], f"{path} (recipe)")
     o, d = recipe.objective, recipe.discriminator

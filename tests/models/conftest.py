@@ -12,6 +12,17 @@ import torch
 
 
 @pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket connection during the test fails it (shipped weights must load offline)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading shipped weights must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
 def vidcolor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh ``$VIDCOLOR_HOME`` (weights cache and user styles) per test."""
     home = tmp_path / "home"
