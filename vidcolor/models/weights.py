@@ -61,6 +61,7 @@ class WeightsEntry:
     l_norm: tuple[float, float] | None = None
     ab_scale: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    grey_input: bool = False  # a joint colorize + paint network: the stylize stage feeds it lightness
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -83,6 +84,8 @@ class WeightsEntry:
         if self.task == "colorize":
             cfg["l_norm"] = list(self.l_norm or DEFAULT_L_NORM)
             cfg["ab_scale"] = float(self.ab_scale or DEFAULT_AB_SCALE)
+        if self.grey_input:
+            cfg["input"] = "grey"
         cfg["meta"] = {"name": self.name, "description": self.description, **self.meta}
         if self.url:
             cfg["meta"]["source_url"] = self.url
@@ -188,6 +191,40 @@ register_weights(WeightsEntry(
                                                   "ssim_bicubic": 0.9888}},
           "licence": "Apache-2.0 (vidcolor)"},
 ))
+
+# Painting styles trained from one public-domain painting (docs/models/paint.md): paintnet, recipe
+# configs/train/paint.toml (configs/train/paint_joint.toml for the joint colorize + paint network).
+_PAINT_SHA256 = {
+    "starry-night": "918332feb6ee992f7ff3da139dcdccc3850e9db9cd8c1c48b62fa3d086aeea80",
+    "great-wave": "e4674534b90501125bb23bcc74f6cef21969c0abf2c86e1fd2d689c1d5136037",
+}
+# docs/models/evaluate_paint.py: eval clips, first 48 frames, the style as shipped (with its stabilizer)
+_PAINT_METRICS = {
+    "starry-night": {"style_ratio": 0.387, "content_distance": 50.5, "warping_error": 0.00389, "cdc": 0.0080,
+                     "warping_error_unstabilized": 0.00798, "ab_hist_distance": 0.526, "colorfulness": 82.4},
+    "great-wave": {"style_ratio": 0.372, "content_distance": 44.0, "warping_error": 0.00540, "cdc": 0.0095,
+                   "warping_error_unstabilized": 0.01053, "ab_hist_distance": 0.610, "colorfulness": 50.9},
+}
+_PAINTINGS = {"starry-night": "Vincent van Gogh's The Starry Night (1889)",
+              "great-wave": "Katsushika Hokusai's The Great Wave off Kanagawa (c. 1831)",
+              "scream": "Edvard Munch's The Scream (1893)",
+              "colorize-starry-night": "Vincent van Gogh's The Starry Night (1889)"}
+for _name, _sha in _PAINT_SHA256.items():
+    _joint = _name.startswith("colorize-")
+    register_weights(WeightsEntry(
+        name=_name, arch="paintnet", task="stylize", kwargs={"widths": [16, 32, 64], "blocks": 4},
+        description=(f"vidcolor's joint colorize + paint network: black-and-white frames to {_PAINTINGS[_name]}"
+                     if _joint else f"vidcolor's painting style after {_PAINTINGS[_name]}") +
+                    ", paintnet trained from the public-domain painting by vidcolor train style",
+        package=True, sha256=_sha, grey_input=_joint,
+        meta={"params": 346_476, "model_card": "docs/models/paint.md",
+              "recipe": "configs/train/paint_joint.toml (--from-grey)" if _joint else "configs/train/paint.toml",
+              "training": "vidcolor train style, 1,500 steps of 4 pairs of consecutive 160-px crops, about 28 min "
+                          "at 1 thread beside another run on the 2-core CPU",
+              "data": "train split of ../shared/data (18 colour clips, 728 photos); eval split excluded",
+              "metrics": {"eval_clips_mean": _PAINT_METRICS[_name]},
+              "licence": "Apache-2.0 (vidcolor); the painting is in the public domain"},
+    ))
 
 # ---------------------------------------------------------------- Zhang et al. colorizers
 
