@@ -17,8 +17,10 @@ every style and clip:
   histogram distance to the painting (for the joint style, the source is the grey copy).
 
 ``--ablation STYLE=RUN_DIR`` exports that run (trained with ``--no-temporal``, same recipe and
-steps) into a scratch VIDCOLOR_HOME and measures it the same way, so the temporal bar (warping
-error with the temporal losses at most half of without) is read from one table. A table goes to
+steps) into a scratch VIDCOLOR_HOME and measures its frames with ``--temporal 0``, so the temporal bar
+(the network's warping error with the temporal losses at most half of without) is read from one table.
+``--against EARLIER.json`` takes the styles measured by an earlier run, so ``--styles '' --ablation
+...`` measures only the ablations and still prints the whole table. A table goes to
 stdout, everything to ``--json``.
 """
 
@@ -83,12 +85,15 @@ def run(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 
 def measure(style: str, painting: Path, clips: dict[str, dict[str, Path]], tmp: Path, env: dict,
-            joint: bool) -> dict:
+            joint: bool, labels: tuple[str, ...] = ("shipped", "raw")) -> dict:
+    """``labels``: "shipped" (the style's own stabilizer) and/or "raw" (``--temporal 0``)."""
     rows = {}
     for name, copies in clips.items():
         src = copies["grey" if joint else "colour"]
         row = {}
         for label, extra in (("shipped", []), ("raw", ["--temporal", "0"])):
+            if label not in labels:
+                continue
             out = tmp / f"{style}.{label}.{name}.mkv"
             run(["run", str(src), "--style", style, "--codec", "ffv1", "--pix-fmt", "bgr0", "-o", str(out)]
                 + extra, env)
@@ -97,10 +102,11 @@ def measure(style: str, painting: Path, clips: dict[str, dict[str, Path]], tmp: 
             row[label] = {k: rep["metrics"].get(k) for k in KEYS}
             out.unlink()
         rows[name] = row
-        print(f"  {style:<24} {name:<36} warp {row['shipped']['warping_error']:.5f} (raw "
-              f"{row['raw']['warping_error']:.5f})  style ratio {row['shipped']['style_ratio']:.3f}", flush=True)
+        print(f"  {style:<24} {name:<36} " + "  ".join(
+            f"{label}: warp {row[label]['warping_error']:.5f} style ratio {row[label]['style_ratio']:.3f}"
+            for label in labels), flush=True)
     mean = {label: {k: float(np.mean([r[label][k] for r in rows.values() if r[label].get(k) is not None]))
-                    for k in KEYS} for label in ("shipped", "raw")}
+                    for k in KEYS} for label in labels}
     return {"clips": rows, "mean": mean, "joint": joint}
 
 
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablation", action="append", default=[], metavar="STYLE=RUN_DIR")
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--against", action="append", default=[], metavar="JSON",
+                    help="an earlier --json whose styles are taken as measured (repeatable)")
     args = ap.parse_args(argv)
     styles = [s for s in args.styles.split(",") if s]
     with tempfile.TemporaryDirectory(prefix="vidcolor-paint-eval-") as t:
@@ -128,15 +136,23 @@ def main(argv: list[str] | None = None) -> int:
             cut_clip(SHARED / "videos" / clip, clips[stem]["colour"], args.frames, grey=False)
             cut_clip(SHARED / "videos" / clip, clips[stem]["grey"], args.frames, grey=True)
         results = {"frames": args.frames, "styles": {}, "ablations": {}}
-        for style in styles:
+        for earlier in args.against:
+            data = json.loads(Path(earlier).read_text())
+            if data["frames"] != args.frames:
+                raise SystemExit(f"{earlier}: measured on {data['frames']} frames, not {args.frames}")
+            results["styles"].update(data["styles"])
+            results["ablations"].update(data.get("ablations", {}))
+        for style in [*styles, *(s for s in ablations if s not in styles)]:
             painting = SHARED / "images/styles_public_domain" / PAINTINGS[style]
             joint = style.startswith("colorize-")  # joint colorize + paint: black-and-white input
-            results["styles"][style] = measure(style, painting, clips, tmp, env, joint)
+            if style in styles:
+                results["styles"][style] = measure(style, painting, clips, tmp, env, joint)
             if style in ablations:
-                results["ablations"][style] = measure(ablations[style], painting, clips, tmp, env, joint)
+                # the temporal bar compares the networks' own frames: no stabilizer on either
+                results["ablations"][style] = measure(ablations[style], painting, clips, tmp, env, joint, ("raw",))
     print(f"\n{'style':<24} {'warp shipped':>12} {'warp raw':>9} {'no-temp raw':>11} {'ratio':>6} {'CDC':>7} "
           f"{'content':>8} {'style/src':>9} {'colourf.':>8} {'ab dist':>8}")
-    for style, r in results["styles"].items():
+    for style, r in results["styles"].items():  # styles in --against and measured now
         m, raw = r["mean"]["shipped"], r["mean"]["raw"]
         nt = results["ablations"].get(style, {}).get("mean", {}).get("raw", {}).get("warping_error")
         ratio = raw["warping_error"] / nt if nt else float("nan")
