@@ -197,6 +197,8 @@ register_weights(WeightsEntry(
 _PAINT_SHA256 = {
     "starry-night": "918332feb6ee992f7ff3da139dcdccc3850e9db9cd8c1c48b62fa3d086aeea80",
     "great-wave": "e4674534b90501125bb23bcc74f6cef21969c0abf2c86e1fd2d689c1d5136037",
+    "scream": "8240a96561eae27ced010dc0c6dbf5566d262bb5865c067fb8a6878cdcfaa149",
+    "colorize-starry-night": "65b3ba4981662c8a056cc64e36e1cbe28cc55b459f4994f861bfb55ddea6cbad",
 }
 # docs/models/evaluate_paint.py: eval clips, first 48 frames, the style as shipped (with its stabilizer)
 _PAINT_METRICS = {
@@ -204,6 +206,12 @@ _PAINT_METRICS = {
                      "warping_error_unstabilized": 0.00798, "ab_hist_distance": 0.526, "colorfulness": 82.4},
     "great-wave": {"style_ratio": 0.372, "content_distance": 44.0, "warping_error": 0.00540, "cdc": 0.0095,
                    "warping_error_unstabilized": 0.01053, "ab_hist_distance": 0.610, "colorfulness": 50.9},
+    "scream": {"style_ratio": 0.267, "content_distance": 53.0, "warping_error": 0.00370, "cdc": 0.0071,
+               "warping_error_unstabilized": 0.00679, "ab_hist_distance": 0.491, "colorfulness": 78.4},
+    # on the eval clips made black and white (the style ratio and a*b* distance against the grey input)
+    "colorize-starry-night": {"style_ratio": 0.322, "content_distance": 52.7, "warping_error": 0.00287,
+                              "cdc": 0.0096, "warping_error_unstabilized": 0.00593, "ab_hist_distance": 0.368,
+                              "colorfulness": 69.0},
 }
 _PAINTINGS = {"starry-night": "Vincent van Gogh's The Starry Night (1889)",
               "great-wave": "Katsushika Hokusai's The Great Wave off Kanagawa (c. 1831)",
