@@ -528,7 +528,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--quick", action="store_true", help="shorter clips (2 s and 20 s instead of 5 s and 50 s)")
-    ap.add_argument("--styles", default="noir,sepia,colorize,colorize-fast",
+    ap.add_argument("--styles", default="noir,sepia,colorize,colorize-fast,starry-night,great-wave,scream,"
+                                        "colorize-starry-night",
                     help="comma-separated styles to time end to end (model styles get random-init weights)")
     ap.add_argument("--skip-models", action="store_true", help="skip model-only timings")
     ap.add_argument("--long-film", type=float, default=0, metavar="MINUTES",
