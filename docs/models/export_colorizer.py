@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from vidcolor.models.pretrained import save_pretrained
+from vidcolor.models.weights import WEIGHTS as WEIGHTS_REGISTRY
 from vidcolor.training.export import load_run, weights_config
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "vidcolor" / "weights"
@@ -31,17 +32,12 @@ DESCRIPTIONS = {
     "upscale-x2": "vidcolor's x2 super-resolution network: residual over bicubic, 5 convolutions of 48 channels at "
                   "the input resolution and a pixel shuffle, trained by vidcolor train (see the model card)",
 }
-PAINTINGS = {"starry-night": "Vincent van Gogh's The Starry Night (1889)",
-             "great-wave": "Katsushika Hokusai's The Great Wave off Kanagawa (c. 1831)",
-             "scream": "Edvard Munch's The Scream (1893)"}
-for _name, _painting in PAINTINGS.items():
-    DESCRIPTIONS[_name] = (f"vidcolor's painting style after {_painting}: paintnet (feed-forward, instance norm) "
-                           "trained from the public-domain painting by vidcolor train style (see the model card)")
-DESCRIPTIONS["colorize-starry-night"] = (
-    "vidcolor's joint colorize + paint network: black-and-white frames to The Starry Night's manner and palette, "
-    "paintnet on grey input trained by vidcolor train style --from-grey (see the model card)")
+# The painting styles: their registry entries (vidcolor/models/weights.py) hold names and descriptions
+# (a new style: register it first, with the sha256 this script prints for an export to --out elsewhere).
+PAINT_STYLES = [n for n, e in WEIGHTS_REGISTRY.items() if e.package and e.arch == "paintnet"]
+DESCRIPTIONS.update({n: f"{WEIGHTS_REGISTRY[n].description} (see the model card)" for n in PAINT_STYLES})
 CARDS = {"upscale-x2": "docs/models/upscale.md",
-         **{n: "docs/models/paint.md" for n in (*PAINTINGS, "colorize-starry-night")}}
+         **{n: "docs/models/paint.md" for n in PAINT_STYLES}}
 
 
 def main(argv: list[str] | None = None) -> int:
