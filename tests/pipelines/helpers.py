@@ -44,9 +44,12 @@ def vidcolor(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def _default_sigint() -> None:
-    # A test runner started in the background by a non-interactive shell (`cmd &`, nohup) inherits
-    # SIGINT ignored, and so would the CLI: give it a terminal's default Ctrl-C, as a user has.
+    # A test runner started in the background by a non-interactive shell (`cmd &`) inherits SIGINT
+    # ignored, and under nohup SIGHUP too, and so would the CLI (it keeps ignored signals ignored):
+    # give it a terminal's default Ctrl-C and hang-up, as a user has.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def spawn(*args: str, **env: str) -> subprocess.Popen:
