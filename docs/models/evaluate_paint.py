@@ -19,7 +19,8 @@ every style and clip:
 ``--ablation STYLE=RUN_DIR`` exports that run (trained with ``--no-temporal``, same recipe and
 steps) into a scratch VIDCOLOR_HOME and measures its frames with ``--temporal 0``, so the temporal bar
 (the network's warping error with the temporal losses at most half of without) is read from one table.
-``--against EARLIER.json`` takes the styles measured by an earlier run, so ``--styles '' --ablation
+``--render-size N`` runs every style and ablation at that working size (a speed / look trade-off
+measured on the same bars). ``--against EARLIER.json`` takes the styles measured by an earlier run, so ``--styles '' --ablation
 ...`` measures only the ablations and still prints the whole table. A table goes to
 stdout, everything to ``--json``.
 """
@@ -85,8 +86,10 @@ def run(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 
 def measure(style: str, painting: Path, clips: dict[str, dict[str, Path]], tmp: Path, env: dict,
-            joint: bool, labels: tuple[str, ...] = ("shipped", "raw")) -> dict:
-    """``labels``: "shipped" (the style's own stabilizer) and/or "raw" (``--temporal 0``)."""
+            joint: bool, labels: tuple[str, ...] = ("shipped", "raw"), render_size: int | None = None) -> dict:
+    """``labels``: "shipped" (the style's own stabilizer) and/or "raw" (``--temporal 0``);
+    ``render_size``: the network's working size instead of the style's."""
+    size = ["--render-size", str(render_size)] if render_size else []
     rows = {}
     for name, copies in clips.items():
         src = copies["grey" if joint else "colour"]
@@ -96,7 +99,7 @@ def measure(style: str, painting: Path, clips: dict[str, dict[str, Path]], tmp: 
                 continue
             out = tmp / f"{style}.{label}.{name}.mkv"
             run(["run", str(src), "--style", style, "--codec", "ffv1", "--pix-fmt", "bgr0", "-o", str(out)]
-                + extra, env)
+                + size + extra, env)
             rep = json.loads(run(["eval", str(out), "--source", str(src), "--style-image", str(painting),
                                   "--json", "-"], env).stdout)
             row[label] = {k: rep["metrics"].get(k) for k in KEYS}
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--against", action="append", default=[], metavar="JSON",
                     help="an earlier --json whose styles are taken as measured (repeatable)")
+    ap.add_argument("--render-size", type=int, default=None,
+                    help="run every style and ablation at this working size (short side) instead of its own")
     args = ap.parse_args(argv)
     styles = [s for s in args.styles.split(",") if s]
     with tempfile.TemporaryDirectory(prefix="vidcolor-paint-eval-") as t:
@@ -135,21 +140,26 @@ def main(argv: list[str] | None = None) -> int:
             clips[stem] = {"colour": tmp / f"{stem}.colour.mkv", "grey": tmp / f"{stem}.grey.mkv"}
             cut_clip(SHARED / "videos" / clip, clips[stem]["colour"], args.frames, grey=False)
             cut_clip(SHARED / "videos" / clip, clips[stem]["grey"], args.frames, grey=True)
-        results = {"frames": args.frames, "styles": {}, "ablations": {}}
+        results = {"frames": args.frames, "render_size": args.render_size, "styles": {}, "ablations": {}}
         for earlier in args.against:
             data = json.loads(Path(earlier).read_text())
             if data["frames"] != args.frames:
                 raise SystemExit(f"{earlier}: measured on {data['frames']} frames, not {args.frames}")
+            if data.get("render_size") != args.render_size:
+                raise SystemExit(f"{earlier}: measured at render size {data.get('render_size') or 'of the styles'}, "
+                                 f"not {args.render_size or 'of the styles'}")
             results["styles"].update(data["styles"])
             results["ablations"].update(data.get("ablations", {}))
         for style in [*styles, *(s for s in ablations if s not in styles)]:
             painting = SHARED / "images/styles_public_domain" / PAINTINGS[style]
             joint = style.startswith("colorize-")  # joint colorize + paint: black-and-white input
             if style in styles:
-                results["styles"][style] = measure(style, painting, clips, tmp, env, joint)
+                results["styles"][style] = measure(style, painting, clips, tmp, env, joint,
+                                                   render_size=args.render_size)
             if style in ablations:
                 # the temporal bar compares the networks' own frames: no stabilizer on either
-                results["ablations"][style] = measure(ablations[style], painting, clips, tmp, env, joint, ("raw",))
+                results["ablations"][style] = measure(ablations[style], painting, clips, tmp, env, joint, ("raw",),
+                                                      args.render_size)
     print(f"\n{'style':<24} {'warp shipped':>12} {'warp raw':>9} {'no-temp raw':>11} {'ratio':>6} {'CDC':>7} "
           f"{'content':>8} {'style/src':>9} {'colourf.':>8} {'ab dist':>8}")
     for style, r in results["styles"].items():  # styles in --against and measured now
