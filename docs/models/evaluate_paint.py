@@ -20,9 +20,9 @@ every style and clip:
 steps) into a scratch VIDCOLOR_HOME and measures its frames with ``--temporal 0``, so the temporal bar
 (the network's warping error with the temporal losses at most half of without) is read from one table.
 ``--render-size N`` runs every style and ablation at that working size (a speed / look trade-off
-measured on the same bars). ``--against EARLIER.json`` takes the styles measured by an earlier run, so ``--styles '' --ablation
-...`` measures only the ablations and still prints the whole table. A table goes to
-stdout, everything to ``--json``.
+measured on the same bars). ``--against EARLIER.json`` takes the styles measured by an earlier run
+(same frames and render size), so ``--styles '' --ablation ...`` measures only the ablations and
+still prints the whole table. A table goes to stdout, everything to ``--json``.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             if style in ablations:
                 # the temporal bar compares the networks' own frames: no stabilizer on either
                 results["ablations"][style] = measure(ablations[style], painting, clips, tmp, env, joint, ("raw",),
-                                                      args.render_size)
+                                                      render_size=args.render_size)
     print(f"\n{'style':<24} {'warp shipped':>12} {'warp raw':>9} {'no-temp raw':>11} {'ratio':>6} {'CDC':>7} "
           f"{'content':>8} {'style/src':>9} {'colourf.':>8} {'ab dist':>8}")
     for style, r in results["styles"].items():  # styles in --against and measured now

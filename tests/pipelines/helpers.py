@@ -43,19 +43,21 @@ def vidcolor(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([vidcolor_exe(), *args], capture_output=True, text=True, env=cli_env(**env), timeout=300)
 
 
-def _default_sigint() -> None:
+def _default_stop_signals() -> None:
     # A test runner started in the background by a non-interactive shell (`cmd &`) inherits SIGINT
     # ignored, and under nohup SIGHUP too, and so would the CLI (it keeps ignored signals ignored):
-    # give it a terminal's default Ctrl-C and hang-up, as a user has.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    # give it a terminal's default Ctrl-C and the default of the signals the CLI unwinds on.
+    from vidcolor.cli.signals import STOP_SIGNALS
+
+    for name in ("SIGINT", *STOP_SIGNALS):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
 def spawn(*args: str, **env: str) -> subprocess.Popen:
     """Start the CLI in its own session (so a test can signal it like a terminal would)."""
     return subprocess.Popen([vidcolor_exe(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(**env), start_new_session=True, preexec_fn=_default_sigint)
+                            env=cli_env(**env), start_new_session=True, preexec_fn=_default_stop_signals)
 
 
 def make_tree(root: Path, *, bad: bool = False, frames: int = 12, width: int = 160, height: int = 96,
