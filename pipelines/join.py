@@ -30,9 +30,9 @@ def _segment_packets(path: Path, first_pts: int, time_base: Fraction) -> Iterato
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         stamps = [(p.pts, p.dts) for p in c.demux(s) if p.size]
+        tb = Fraction(s.time_base)  # read while open: PyAV 18 refuses a closed container's streams
     if not stamps:
         return
-    tb = Fraction(s.time_base)
     pts_sorted = sorted(p for p, _ in stamps)
     step = min((b - a for a, b in zip(pts_sorted, pts_sorted[1:]) if b > a), default=1)
     known = next((i for i, (_, d) in enumerate(stamps) if d is not None), None)
