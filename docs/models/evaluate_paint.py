@@ -19,6 +19,9 @@ every style and clip:
 ``--ablation STYLE=RUN_DIR`` exports that run (trained with ``--no-temporal``, same recipe and
 steps) into a scratch VIDCOLOR_HOME and measures its frames with ``--temporal 0``, so the temporal bar
 (the network's warping error with the temporal losses at most half of without) is read from one table.
+``--candidate STYLE=RUN_DIR`` exports another run of a style (e.g. other loss weights) and measures
+it as the style itself is measured, into ``candidates`` and a table row of its own, so it can be
+weighed against the shipped weights and the ablation before it replaces them.
 ``--render-size N`` runs every style and ablation at that working size (a speed / look trade-off
 measured on the same bars). ``--against EARLIER.json`` takes the styles measured by an earlier run
 (same frames and render size), so ``--styles '' --ablation ...`` measures only the ablations and
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--styles", default="starry-night,great-wave,scream,colorize-starry-night")
     ap.add_argument("--ablation", action="append", default=[], metavar="STYLE=RUN_DIR")
+    ap.add_argument("--candidate", action="append", default=[], metavar="STYLE=RUN_DIR",
+                    help="another run of STYLE, measured as the style is (shipped and raw)")
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--json", default=None)
     ap.add_argument("--against", action="append", default=[], metavar="JSON",
@@ -134,13 +139,20 @@ def main(argv: list[str] | None = None) -> int:
             name = f"no-temporal-{style}"
             run(["train", "export", run_dir, "--name", name], env)
             ablations[style] = name
+        candidates = {}
+        for spec in args.candidate:
+            style, run_dir = spec.split("=", 1)
+            name = f"candidate-{style}"
+            run(["train", "export", run_dir, "--name", name], env)
+            candidates[style] = name
         clips: dict[str, dict[str, Path]] = {}
         for clip in EVAL_CLIPS:
             stem = Path(clip).stem
             clips[stem] = {"colour": tmp / f"{stem}.colour.mkv", "grey": tmp / f"{stem}.grey.mkv"}
             cut_clip(SHARED / "videos" / clip, clips[stem]["colour"], args.frames, grey=False)
             cut_clip(SHARED / "videos" / clip, clips[stem]["grey"], args.frames, grey=True)
-        results = {"frames": args.frames, "render_size": args.render_size, "styles": {}, "ablations": {}}
+        results = {"frames": args.frames, "render_size": args.render_size, "styles": {}, "ablations": {},
+                   "candidates": {}}
         for earlier in args.against:
             data = json.loads(Path(earlier).read_text())
             if data["frames"] != args.frames:
@@ -150,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                                  f"not {args.render_size or 'of the styles'}")
             results["styles"].update(data["styles"])
             results["ablations"].update(data.get("ablations", {}))
-        for style in [*styles, *(s for s in ablations if s not in styles)]:
+            results["candidates"].update(data.get("candidates", {}))
+        extra = [s for s in [*ablations, *candidates] if s not in styles]
+        for style in [*styles, *dict.fromkeys(extra)]:
             painting = SHARED / "images/styles_public_domain" / PAINTINGS[style]
             joint = style.startswith("colorize-")  # joint colorize + paint: black-and-white input
             if style in styles:
@@ -160,13 +174,18 @@ def main(argv: list[str] | None = None) -> int:
                 # the temporal bar compares the networks' own frames: no stabilizer on either
                 results["ablations"][style] = measure(ablations[style], painting, clips, tmp, env, joint, ("raw",),
                                                       render_size=args.render_size)
+            if style in candidates:
+                results["candidates"][style] = measure(candidates[style], painting, clips, tmp, env, joint,
+                                                       render_size=args.render_size)
     print(f"\n{'style':<24} {'warp shipped':>12} {'warp raw':>9} {'no-temp raw':>11} {'ratio':>6} {'CDC':>7} "
           f"{'content':>8} {'style/src':>9} {'colourf.':>8} {'ab dist':>8}")
-    for style, r in results["styles"].items():  # styles in --against and measured now
+    rows = [(style, style, r) for style, r in results["styles"].items()]  # in --against and measured now
+    rows += [(f"{style} (candidate)", style, r) for style, r in results["candidates"].items()]
+    for label, style, r in rows:
         m, raw = r["mean"]["shipped"], r["mean"]["raw"]
         nt = results["ablations"].get(style, {}).get("mean", {}).get("raw", {}).get("warping_error")
         ratio = raw["warping_error"] / nt if nt else float("nan")
-        print(f"{style:<24} {m['warping_error']:>12.5f} {raw['warping_error']:>9.5f} "
+        print(f"{label:<24} {m['warping_error']:>12.5f} {raw['warping_error']:>9.5f} "
               f"{(nt if nt else float('nan')):>11.5f} {ratio:>6.2f} {m['cdc']:>7.4f} {m['content_distance']:>8.3f} "
               f"{m['style_ratio']:>9.3f} {m['colorfulness']:>8.1f} {m['ab_hist_distance']:>8.3f}")
     if args.json:
