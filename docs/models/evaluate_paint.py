@@ -116,6 +116,16 @@ def measure(style: str, painting: Path, clips: dict[str, dict[str, Path]], tmp: 
     return {"clips": rows, "mean": mean, "joint": joint}
 
 
+def export_runs(specs: list[str], prefix: str, env: dict) -> dict[str, str]:
+    """Export each ``STYLE=RUN_DIR`` as ``PREFIX-STYLE`` into ``env``'s scratch home: {style: name}."""
+    names = {}
+    for spec in specs:
+        style, run_dir = spec.split("=", 1)
+        names[style] = f"{prefix}-{style}"
+        run(["train", "export", run_dir, "--name", names[style]], env)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--styles", default="starry-night,great-wave,scream,colorize-starry-night")
@@ -133,18 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vidcolor-paint-eval-") as t:
         tmp = Path(t)
         env = {**os.environ, "VIDCOLOR_HOME": str(tmp / "home"), "CI": "true"}
-        ablations = {}
-        for spec in args.ablation:
-            style, run_dir = spec.split("=", 1)
-            name = f"no-temporal-{style}"
-            run(["train", "export", run_dir, "--name", name], env)
-            ablations[style] = name
-        candidates = {}
-        for spec in args.candidate:
-            style, run_dir = spec.split("=", 1)
-            name = f"candidate-{style}"
-            run(["train", "export", run_dir, "--name", name], env)
-            candidates[style] = name
+        ablations = export_runs(args.ablation, "no-temporal", env)
+        candidates = export_runs(args.candidate, "candidate", env)
         clips: dict[str, dict[str, Path]] = {}
         for clip in EVAL_CLIPS:
             stem = Path(clip).stem
