@@ -653,6 +653,13 @@ def main() -> None:
         print(f"wrote {args.markdown}")
 
 
+def _paints(style: str) -> bool:
+    """Whether ``style`` (a name or a .toml path) has a painting (stylize) stage."""
+    from vidcolor.styles import get_style
+
+    return any(st["type"] == "stylize" for st in get_style(style).stages)
+
+
 def ratios(cases: dict, styles: list[str]) -> dict:
     r = {}
     for style in styles:
@@ -667,6 +674,10 @@ def ratios(cases: dict, styles: list[str]) -> dict:
     fast = cases.get("run colorize-fast 854x480 long")
     if fast and col:
         r["colorize end-to-end fps / colorize-fast end-to-end fps"] = col["fps"] / fast["fps"]
+    for style in styles:  # issue #20's speed bar on any machine: a painting style against colorize, same run
+        other = cases.get(f"run {style} 854x480 long")
+        if other and col and _paints(style):
+            r[f"{style} end-to-end fps / colorize end-to-end fps"] = other["fps"] / col["fps"]
     guided = cases.get("run colorize --keyframes 854x480 long")
     if guided and col:
         r["colorize --keyframes end-to-end fps / colorize end-to-end fps"] = guided["fps"] / col["fps"]
