@@ -537,6 +537,9 @@ def main() -> None:
                          "memory sampled along it (issue #18's bar: 120) [default: 0, skipped]")
     ap.add_argument("--long-film-size", default="854x480", help="its frame size, WxH")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
+    ap.add_argument("--paint-render-size", type=int, action="append", default=[], metavar="N",
+                    help="also run each painting style with --render-size N (repeatable): the network's "
+                         "working size against speed")
     ap.add_argument("--skip-restore", action="store_true", help="skip the restore styles at 640x480 and upscale")
     ap.add_argument("--markdown", default=str(REPO / "docs" / "benchmarks.md"),
                     help="the page written from the results (default docs/benchmarks.md; '' for none)")
@@ -595,6 +598,9 @@ def main() -> None:
             variants = [("", "{}")]
             if style == "colorize":
                 variants.append((" --temporal 0", json.dumps({"overrides": {"temporal": 0}})))
+            if _paints(style):
+                variants += [(f" --render-size {n}", json.dumps({"overrides": {"render_size": n}}))
+                             for n in args.paint_render_size]
             for suffix, extra in variants:
                 extra_d = json.loads(extra)
                 extra_d["device"] = args.device
@@ -643,7 +649,7 @@ def main() -> None:
                 record(f"run colorize {w}x{h} short",
                        measure("run", str(clip), str(tmp_p / f"colorize{h}.mp4"), "colorize",
                                json.dumps({"device": args.device}), env={**env, "TMPDIR": str(watch)}, watch=watch))
-        results["ratios"] = ratios(results["cases"], styles)
+        results["ratios"] = ratios(results["cases"], styles, args.paint_render_size)
         for k, v in results["ratios"].items():
             print(f"{k:<70} {v:.3f}")
     Path(args.out).write_text(json.dumps(results, indent=2))
@@ -660,7 +666,7 @@ def _paints(style: str) -> bool:
     return any(st["type"] == "stylize" for st in get_style(style).stages)
 
 
-def ratios(cases: dict, styles: list[str]) -> dict:
+def ratios(cases: dict, styles: list[str], paint_render_sizes: list[int] = ()) -> dict:
     r = {}
     for style in styles:
         for suffix in ("", " --temporal 0"):
@@ -675,9 +681,10 @@ def ratios(cases: dict, styles: list[str]) -> dict:
     if fast and col:
         r["colorize end-to-end fps / colorize-fast end-to-end fps"] = col["fps"] / fast["fps"]
     for style in styles:  # issue #20's speed bar on any machine: a painting style against colorize, same run
-        other = cases.get(f"run {style} 854x480 long")
-        if other and col and _paints(style):
-            r[f"{style} end-to-end fps / colorize end-to-end fps"] = other["fps"] / col["fps"]
+        for suffix in ("", *(f" --render-size {n}" for n in paint_render_sizes)):
+            other = cases.get(f"run {style}{suffix} 854x480 long")
+            if other and col and _paints(style):
+                r[f"{style}{suffix} end-to-end fps / colorize end-to-end fps"] = other["fps"] / col["fps"]
     guided = cases.get("run colorize --keyframes 854x480 long")
     if guided and col:
         r["colorize --keyframes end-to-end fps / colorize end-to-end fps"] = guided["fps"] / col["fps"]

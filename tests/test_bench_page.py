@@ -73,8 +73,10 @@ def test_painting_styles_are_timed_against_colorize_in_the_same_run():
     """Issue #20's speed bar as a ratio any machine can measure: a painting style's end-to-end fps
     over colorize's from the same bench run; styles without a painting stage get no such ratio."""
     cases = {f"run {s} 854x480 long": {"fps": fps} for s, fps in
-             (("colorize", 10.0), ("starry-night", 7.5), ("colorize-starry-night", 9.0), ("noir", 150.0))}
-    r = _bench().ratios(cases, ["colorize", "starry-night", "colorize-starry-night", "noir"])
+             (("colorize", 10.0), ("starry-night", 7.5), ("colorize-starry-night", 9.0), ("noir", 150.0),
+              ("starry-night --render-size 256", 11.0))}
+    r = _bench().ratios(cases, ["colorize", "starry-night", "colorize-starry-night", "noir"], [256])
+    assert r["starry-night --render-size 256 end-to-end fps / colorize end-to-end fps"] == 1.1
     assert r["starry-night end-to-end fps / colorize end-to-end fps"] == 0.75
     assert r["colorize-starry-night end-to-end fps / colorize end-to-end fps"] == 0.9
     assert "noir end-to-end fps / colorize end-to-end fps" not in r
