@@ -680,10 +680,11 @@ def ratios(cases: dict, styles: list[str], paint_render_sizes: list[int] = ()) -
     fast = cases.get("run colorize-fast 854x480 long")
     if fast and col:
         r["colorize end-to-end fps / colorize-fast end-to-end fps"] = col["fps"] / fast["fps"]
-    for style in styles:  # issue #20's speed bar on any machine: a painting style against colorize, same run
+    # issue #20's speed bar on any machine: a painting style against colorize, same run
+    for style in (s for s in styles if col and _paints(s)):
         for suffix in ("", *(f" --render-size {n}" for n in paint_render_sizes)):
             other = cases.get(f"run {style}{suffix} 854x480 long")
-            if other and col and _paints(style):
+            if other:
                 r[f"{style}{suffix} end-to-end fps / colorize end-to-end fps"] = other["fps"] / col["fps"]
     guided = cases.get("run colorize --keyframes 854x480 long")
     if guided and col:
