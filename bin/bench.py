@@ -132,17 +132,24 @@ def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
     from vidcolor.pipelines.run import run
 
     kw = json.loads(extra)
+    n_samples = kw.pop("_samples", 20)
+    log = Path(kw.pop("_rss_log")) if "_rss_log" in kw else None
     samples: list[tuple[int, float]] = []
 
     def progress(done: int, total: int | None) -> None:
-        if total and (not samples or done - samples[-1][0] >= total / 20):
+        if total and (not samples or done - samples[-1][0] >= total / n_samples):
             samples.append((done, _vm_rss_mib()))
+            if log is not None:  # survives the process: a run stopped half-way still leaves its samples
+                with log.open("a") as f:
+                    f.write(f"{time.time():.0f} pid {os.getpid()} frame {done}/{total} rss_mib {samples[-1][1]:.1f} "
+                            f"peak_mib {_vm_hwm_mib():.1f}\n")
 
     t, c = time.perf_counter(), _cpu_seconds()
     rep = run(path, out, style, overwrite=True, progress=progress, **kw)
     seconds = time.perf_counter() - t
-    return {"frames": rep.frames, "seconds": seconds, "cores_used": (_cpu_seconds() - c) / seconds,
-            "rss_mib_along": samples}
+    resumed = next((int(w.split()[3]) for w in rep.warnings if w.startswith("resumed at frame ")), 0)
+    return {"frames": rep.frames - resumed, "frames_total": rep.frames, "resumed_at": resumed, "seconds": seconds,
+            "cores_used": (_cpu_seconds() - c) / seconds, "rss_mib_along": samples}
 
 
 def degraded_clip(src: Path, out: Path) -> Path:
@@ -536,6 +543,10 @@ def main() -> None:
                     help="also colorize a film of MINUTES (a 10 s clip looped) with a keyframe every 10 minutes, "
                          "memory sampled along it (issue #18's bar: 120) [default: 0, skipped]")
     ap.add_argument("--long-film-size", default="854x480", help="its frame size, WxH")
+    ap.add_argument("--long-film-dir", default="", metavar="DIR",
+                    help="keep the long film, its keyframes and its run's work folder in DIR: the same command "
+                         "again resumes the run where it stopped (it is resumable in 1-minute segments); "
+                         "resident memory is also appended to DIR/rss.log along the run")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (end-to-end runs)")
     ap.add_argument("--paint-render-size", type=int, action="append", default=[], metavar="N",
                     help="also run each painting style with --render-size N (repeatable): the network's "
@@ -621,13 +632,18 @@ def main() -> None:
                            env={**env, "TMPDIR": str(watch)}, watch=watch))
         if args.long_film and "colorize" in styles:
             w, h = (int(v) for v in args.long_film_size.split("x"))
-            base = make_bench_clip(tmp_p / "loop.mp4", 10.0, w, h)
-            film = looped_film(base, args.long_film, tmp_p / "film.mp4")
-            n_film = int(args.long_film * 60 * 30)
-            kf = keyframe_folder(base, tmp_p / "film.keyframes", list(range(0, n_film, 10 * 60 * 30)), loop=300)
+            fdir = Path(args.long_film_dir) if args.long_film_dir else tmp_p
+            fdir.mkdir(parents=True, exist_ok=True)
+            film = fdir / f"film-{args.long_film:g}min-{w}x{h}.mp4"
+            if not film.exists():  # a kept folder: the film, its keyframes and the run's work folder stay
+                base = make_bench_clip(fdir / "loop.mp4", 10.0, w, h)
+                looped_film(base, args.long_film, fdir / "film.part.mp4").rename(film)
+                n_film = int(args.long_film * 60 * 30)
+                keyframe_folder(base, fdir / "film.keyframes", list(range(0, n_film, 10 * 60 * 30)), loop=300)
             record(f"run colorize --keyframes {w}x{h} {args.long_film:g}-minute film",
-                   measure("run", str(film), str(tmp_p / "film-out.mp4"), "colorize",
-                           json.dumps({"device": args.device, "keyframes": str(kf)}), env=env))
+                   measure("run", str(film), str(fdir / "film-out.mp4"), "colorize",
+                           json.dumps({"device": args.device, "keyframes": str(fdir / "film.keyframes"),
+                                       "_samples": 120, "_rss_log": str(fdir / "rss.log")}), env=env))
         if not args.skip_restore:  # restoration of SD film scans: a degraded 640x480 clip
             sd = degraded_clip(make_bench_clip(tmp_p / "sd.mp4", short_s * 10, 640, 480), tmp_p / "sd-old.mp4")
             record("decode+encode 640x480 (no stage)", measure("transcode", str(sd), str(tmp_p / "t-sd.mp4")))
