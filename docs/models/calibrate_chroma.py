@@ -3,9 +3,11 @@
     .venv/bin/python docs/models/calibrate_chroma.py WEIGHTS_FOLDER [--write]
     .venv/bin/python docs/models/calibrate_chroma.py WEIGHTS_FOLDER --temperatures 0.3,0.5,1 --gains 0.8,1 \
         --min-colourfulness 0.65 --write      # an ab-bin colorizer (effunet): temperature and gain
+    .venv/bin/python docs/models/calibrate_chroma.py WEIGHTS_FOLDER --gains 1.0 --confidence-gains 0,0.5,1
 
 For an ab-bin classifier (``effunet``) the knobs are its decoding keywords instead: ``temperature`` of
-the annealed mean and ``chroma_gain`` (``config.json``'s ``kwargs``), swept together.
+the annealed mean, ``chroma_gain`` and ``confidence_gain`` (extra gain where the distribution is
+peaked; ``config.json``'s ``kwargs``), swept together.
 
 An L1-trained colorizer predicts the conditional median of a*b*, which is less saturated than
 real footage ("sepia mush"). Our weights format has the knob for that: ``config.json``'s
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                          "default: the style's own value only")
     ap.add_argument("--temperatures", default=None,
                     help="annealed-mean temperatures to try (comma-separated) for an ab-bin colorizer (effunet)")
+    ap.add_argument("--confidence-gains", default=None,
+                    help="confidence gains to try (comma-separated) for an ab-bin colorizer: chroma times "
+                         "1 + K * confidence per pixel; default: the model's own")
     ap.add_argument("--least-gain", action="store_true",
                     help="with --min-colourfulness: the smallest gain that reaches it (then the lowest CIEDE2000 "
                          "among its temperatures), not the lowest CIEDE2000 overall. Training-split CIEDE2000 is "
@@ -77,40 +82,45 @@ def main(argv: list[str] | None = None) -> int:
     sigmas = [float(v) for v in args.tta_sigmas.split(",")] if args.tta_sigmas else [stage.tta_sigma]
     binned = hasattr(stage.model, "temperature")  # effunet: decoding keywords instead of ab_scale
     temps = [float(v) for v in args.temperatures.split(",")] if args.temperatures and binned else [None]
+    confs = [float(v) for v in args.confidence_gains.split(",")] if args.confidence_gains and binned else [None]
     if binned:
         base = float(cfg["ab_scale"])
-    style_sigma, rows = stage.tta_sigma, {}  # rows[(gain, sigma, temperature)]
+    style_sigma, rows = stage.tta_sigma, {}  # rows[(gain, sigma, temperature, confidence gain)]
 
-    def label(key: tuple) -> str:  # the table's key: the gain, plus @sigma / Ttemperature for a grid
+    def label(key: tuple) -> str:  # the table's key: the gain, plus @sigma / Ttemperature / Cgain for a grid
         text = str(key[0])
         if len(sigmas) > 1:
             text += f"@{key[1]:g}"
         if key[2] is not None:
             text += f" T{key[2]:g}"
+        if key[3] is not None:
+            text += f" C{key[3]:g}"
         return text
 
-    for temp in temps:
-        for sigma in sigmas:
-            for g in (float(v) for v in args.gains.split(",")):
-                stage.tta_sigma = sigma
-                if binned:
-                    stage.model.chroma_gain = g
-                    if temp is not None:
-                        stage.model.temperature = temp
-                else:
-                    stage.ab_scale = base * g
-                cf_o, cf_t, de, ps = [], [], [], []
-                for truth in truths:
-                    grey = grey_of(truth)
-                    out = _run(stage, grey)
-                    cf_o.append(np.mean([colorfulness(f) for f in out]))
-                    cf_t.append(np.mean([colorfulness(f) for f in truth]))
-                    de.append(ciede2000(out, truth))
-                    ps.append(psnr(out, truth))
-                row = rows[(g, sigma, temp)] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)),
-                                                "ciede": float(np.mean(de)), "psnr": float(np.mean(ps))}
-                print(f"gain {label((g, sigma, temp))}: colourfulness/truth {row['colorfulness_ratio']:.2f}  "
-                      f"CIEDE {row['ciede']:.2f}  PSNR {row['psnr']:.2f}", flush=True)
+    grid = [(g, sigma, temp, conf) for conf in confs for temp in temps for sigma in sigmas
+            for g in (float(v) for v in args.gains.split(","))]
+    for g, sigma, temp, conf in grid:
+        stage.tta_sigma = sigma
+        if binned:
+            stage.model.chroma_gain = g
+            if temp is not None:
+                stage.model.temperature = temp
+            if conf is not None:
+                stage.model.confidence_gain = conf
+        else:
+            stage.ab_scale = base * g
+        cf_o, cf_t, de, ps = [], [], [], []
+        for truth in truths:
+            grey = grey_of(truth)
+            out = _run(stage, grey)
+            cf_o.append(np.mean([colorfulness(f) for f in out]))
+            cf_t.append(np.mean([colorfulness(f) for f in truth]))
+            de.append(ciede2000(out, truth))
+            ps.append(psnr(out, truth))
+        row = rows[(g, sigma, temp, conf)] = {"colorfulness_ratio": float(np.mean(cf_o) / np.mean(cf_t)),
+                                              "ciede": float(np.mean(de)), "psnr": float(np.mean(ps))}
+        print(f"gain {label((g, sigma, temp, conf))}: colourfulness/truth {row['colorfulness_ratio']:.2f}  "
+              f"CIEDE {row['ciede']:.2f}  PSNR {row['psnr']:.2f}", flush=True)
     if args.min_colourfulness is not None:
         ok = [k for k in rows if rows[k]["colorfulness_ratio"] >= args.min_colourfulness] or \
             [max(rows, key=lambda k: rows[k]["colorfulness_ratio"])]
@@ -119,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         best = min(ok, key=lambda k: rows[k]["ciede"])
     else:
         best = min(rows, key=lambda k: abs(rows[k]["colorfulness_ratio"] - args.target))
-    gain, sigma, temp = best
-    print(json.dumps({"chosen_gain": gain, "tta_sigma": sigma, "temperature": temp, **rows[best]}))
+    gain, sigma, temp, conf = best
+    print(json.dumps({"chosen_gain": gain, "tta_sigma": sigma, "temperature": temp, "confidence_gain": conf,
+                      **rows[best]}))
     if sigma != style_sigma:
         print(f"note: the best sigma is {sigma:g}, the colorize style uses {style_sigma:g} "
               "(configs/styles/colorize.toml, tta_sigma)", file=sys.stderr)
@@ -129,11 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             cfg["kwargs"]["chroma_gain"] = gain
             if temp is not None:
                 cfg["kwargs"]["temperature"] = temp
+            if conf is not None:
+                cfg["kwargs"]["confidence_gain"] = conf
         else:
             cfg["ab_scale"] = round(base * gain, 6)  # 110 * 1.1 is 121.00000000000001 in binary
         cfg.setdefault("meta", {})["chroma_calibration"] = {
             "ab_scale_trained": base, "gain": gain,
-            **({"temperature": temp} if binned else {"tta_sigma": sigma}),
+            **({"temperature": temp, **({"confidence_gain": conf} if conf is not None else {})} if binned
+               else {"tta_sigma": sigma}),
             **({"rule": ("smallest gain, then lowest CIEDE2000," if args.least_gain else "lowest CIEDE2000")
                         + f" with colourfulness ratio >= {args.min_colourfulness}"}
                if args.min_colourfulness is not None else {"target_colorfulness_ratio": args.target}),

@@ -64,6 +64,21 @@ def test_decode_annealed_mean_and_gain():
     assert out.shape == (2, 2, 64, 96)
 
 
+def test_confidence_gain_boosts_sure_pixels_and_leaves_uniform_ones():
+    m = _model()
+    q = m.bins
+    z = torch.zeros(1, q, 1, 2)
+    k = int(((m.centers - torch.tensor([30.0, 20.0])) ** 2).sum(1).argmin())
+    z[0, k, 0, 0] = 40.0  # pixel 0: all mass on one bin; pixel 1: uniform
+    plain = m.decode(z, temperature=0.3)
+    bold = m.decode(z, temperature=0.3, confidence_gain=1.0)
+    assert torch.allclose(bold[..., 0], plain[..., 0] * 2, atol=1e-5)   # confidence 1: gain 1 + 1
+    assert torch.allclose(bold[..., 1], plain[..., 1], atol=1e-6)       # confidence 0: unchanged
+    assert torch.equal(m.decode(z, temperature=0.3, confidence_gain=0.0), plain)
+    with pytest.raises(ValueError, match="confidence_gain"):
+        _model(confidence_gain=-1)
+
+
 def test_init_weights_loads_the_imagenet_encoder_and_a_neutral_head():
     m = _model()
     m.init_weights()

@@ -14,7 +14,9 @@ Why this shape:
   into grey-brown; predicting a distribution over the ``Q`` in-gamut ab bins of a 10-unit grid
   keeps the alternatives apart, and :meth:`EffUNetColorizer.decode` chooses how to turn it into one
   colour: the *annealed mean* ``E_{softmax(z/T)}[ab]`` (T = 1: the mean, fewer wrong colours; T -> 0:
-  the mode, vivid) times ``chroma_gain``. ``temperature`` and ``chroma_gain`` are builder keywords,
+  the mode, vivid) times ``chroma_gain``, and per pixel times ``1 + confidence_gain * c`` where ``c`` is
+  one minus the normalised entropy of the distribution (0 by default: bolder colour only where the
+  model is sure). ``temperature``, ``chroma_gain`` and ``confidence_gain`` are builder keywords,
   so a weights folder's ``config.json`` sets them without retraining (docs/models/colorize.md says
   how they were chosen).
 
@@ -35,6 +37,14 @@ from vidcolor.models.efficientnet import EfficientNetLite, EfficientNetLite0Weig
 
 AB_SCALE = 110.0
 _ENCODERS = {"lite0": ({"width": 1.0, "depth": 1.0}, EfficientNetLite0Weights.DEFAULT)}
+
+
+def bin_confidence(z: torch.Tensor) -> torch.Tensor:
+    """``(pixels, Q)`` bin logits -> ``(pixels,)`` confidence in [0, 1]: one minus the entropy of the
+    (untempered) distribution over its largest value, log Q (1: one bin; 0: uniform)."""
+    logp = torch.log_softmax(z, dim=1)
+    entropy = -(logp.exp() * logp).sum(1)
+    return (1 - entropy / torch.log(torch.tensor(float(z.shape[1])))).clamp(0, 1)
 
 
 @lru_cache(maxsize=4)
@@ -95,7 +105,7 @@ class EffUNetColorizer(nn.Module):
 
     def __init__(self, *, encoder: str = "lite0", decoder_channels: tuple[int, ...] | list[int] = (96, 64, 48, 32),
                  out_stride: int = 4, step: float = 10.0, temperature: float = 0.5, chroma_gain: float = 1.0,
-                 frozen_blocks: int = 0):
+                 confidence_gain: float = 0.0, frozen_blocks: int = 0):
         super().__init__()
         if encoder not in _ENCODERS:
             raise ValueError(f"encoder must be one of {sorted(_ENCODERS)}, got {encoder!r}")
@@ -106,7 +116,10 @@ class EffUNetColorizer(nn.Module):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.encoder_name, self.out_stride = encoder, int(out_stride)
+        if not confidence_gain >= 0:
+            raise ValueError(f"confidence_gain must be >= 0, got {confidence_gain}")
         self.temperature, self.chroma_gain = float(temperature), float(chroma_gain)
+        self.confidence_gain = float(confidence_gain)
         self.frozen_blocks = int(frozen_blocks)
         self.encoder = EfficientNetLite(**_ENCODERS[encoder][0])
         for name in ("_conv_head", "_bn1", "_dropout", "_fc"):  # the classifier head is never run
@@ -190,16 +203,22 @@ class EffUNetColorizer(nn.Module):
         return self.encoder.forward_features(rgb, frozen_blocks=self.frozen_blocks if self.training else 0)
 
     def decode(self, logits: torch.Tensor, size: tuple[int, int] | None = None,
-               temperature: float | None = None, chroma_gain: float | None = None) -> torch.Tensor:
+               temperature: float | None = None, chroma_gain: float | None = None,
+               confidence_gain: float | None = None) -> torch.Tensor:
         """Bin logits -> model-space ab ``(N, 2, h, w)`` (``size``: bilinear upsampling to it): the annealed
-        mean at ``temperature`` times ``chroma_gain`` (defaults: the model's)."""
+        mean at ``temperature`` times ``chroma_gain``, times ``1 + confidence_gain * confidence`` per pixel
+        (defaults: the model's)."""
         t = self.temperature if temperature is None else float(temperature)
         g = self.chroma_gain if chroma_gain is None else float(chroma_gain)
+        k = self.confidence_gain if confidence_gain is None else float(confidence_gain)
         n, q, h, w = logits.shape
         # (pixels, Q) rows: one softmax and one (Q, 2) matmul; contiguous for channels_last logits
         z = logits.permute(0, 2, 3, 1).reshape(-1, q).float()
         p = torch.softmax(z / t if t != 1 else z, dim=1)
-        ab = (p @ (self.centers * (g / AB_SCALE))).view(n, h, w, 2).permute(0, 3, 1, 2)
+        ab = p @ (self.centers * (g / AB_SCALE))
+        if k:
+            ab = ab * (1 + k * bin_confidence(z))[:, None]
+        ab = ab.view(n, h, w, 2).permute(0, 3, 1, 2)
         if size is not None and tuple(ab.shape[-2:]) != tuple(size):
             ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
         return ab

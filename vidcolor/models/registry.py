@@ -92,13 +92,13 @@ def siggraph17(*, classes: int = 529) -> SIGGRAPH17Colorizer:
 @register_model("effunet")
 def effunet(*, encoder: str = "lite0", decoder_channels: list[int] | tuple[int, ...] = (96, 64, 48, 32),
             out_stride: int = 4, step: float = 10.0, temperature: float = 0.5, chroma_gain: float = 1.0,
-            frozen_blocks: int = 0) -> EffUNetColorizer:
+            confidence_gain: float = 0.0, frozen_blocks: int = 0) -> EffUNetColorizer:
     """The default colorizer (:mod:`vidcolor.models.effunet`): ImageNet EfficientNet-Lite encoder, U-Net
-    decoder, ab-bin logits decoded by annealed mean (``temperature``, ``chroma_gain``). Built without
+    decoder, ab-bin logits decoded by annealed mean (``temperature``, ``chroma_gain``, ``confidence_gain``). Built without
     weights; ``init_weights()`` loads the encoder's ImageNet weights for training."""
     return EffUNetColorizer(encoder=encoder, decoder_channels=tuple(decoder_channels), out_stride=out_stride,
                             step=step, temperature=temperature, chroma_gain=chroma_gain,
-                            frozen_blocks=frozen_blocks)
+                            confidence_gain=confidence_gain, frozen_blocks=frozen_blocks)
 
 
 @register_model("superres")
