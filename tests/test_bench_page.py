@@ -81,3 +81,37 @@ def test_painting_styles_are_timed_against_colorize_in_the_same_run():
     assert r["colorize-starry-night end-to-end fps / colorize end-to-end fps"] == 0.9
     assert "noir end-to-end fps / colorize end-to-end fps" not in r
     assert "colorize end-to-end fps / colorize end-to-end fps" not in r
+
+
+def test_run_case_resumes_a_kept_run_and_logs_memory(tmp_path, monkeypatch):
+    """`bin/bench --long-film-dir`: the run case continues a resumable run that was stopped, counts
+    only the frames it did itself, and appends each memory sample to the log as it is taken."""
+    from tests.conftest import make_clip
+    from vidcolor.pipelines.run import run
+
+    bench = _bench()
+    clip = make_clip(tmp_path / "in.mp4", frames=48, rate=24)
+    out = tmp_path / "out.mp4"
+    monkeypatch.setenv("VIDCOLOR_SEGMENT_SECONDS", "0.5")
+
+    class Stop(Exception):
+        pass
+
+    def stop_late(done, total):
+        if done >= 30:
+            raise Stop
+
+    try:
+        run(str(clip), str(out), "noir", overwrite=True, progress=stop_late, resumable=True)
+    except Stop:
+        pass
+    assert not out.exists() and (tmp_path / "out.mp4.vidcolor-work").is_dir()
+    log = tmp_path / "rss.log"
+    res = bench.case_run(str(clip), str(out), "noir", json.dumps({"resumable": True, "_samples": 48,
+                                                                  "_rss_log": str(log)}))
+    assert res["frames_total"] == 48 and 0 < res["resumed_at"] < 30
+    assert res["frames"] == 48 - res["resumed_at"]
+    lines = log.read_text().splitlines()
+    assert lines and len(lines) == len(res["rss_mib_along"])
+    assert all(" rss_mib " in line and " peak_mib " in line for line in lines)
+    assert out.exists()
