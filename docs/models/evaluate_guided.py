@@ -93,7 +93,8 @@ def run_clip(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     from vidcolor.io.probe import probe
 
     starts = shot_starts(clip, probe(clip))
-    row = {"clip": name, "grey": float(np.mean([grey[k] for k in span])), "shot_starts": starts}
+    row = {"clip": name, "grey": float(np.mean([grey[k] for k in span])), "shot_starts": starts,
+           "grey per frame": grey}
 
     def shot(i: int) -> int:
         return max(s for s in starts if s <= i)
@@ -112,6 +113,7 @@ def run_clip(name: str, args: argparse.Namespace, tmp: Path) -> dict:
         errs = chroma_errors(decode(out), truth_lab)
         row[label] = float(np.mean([errs[k] for k in span]))
         row[label + " seconds"] = seconds
+        row[label + " per frame"] = errs
         if keys:
             inside = [k for k in span if shot(k) in {shot(g) for g in keys}]
             row[label + " in-shot"] = float(np.mean([errs[k] for k in inside]))
@@ -143,7 +145,7 @@ def main() -> int:
         for name in args.clips:
             row = run_clip(name, args, Path(tmp))
             rows.append(row)
-            methods = [k for k in row if k not in ("clip", "grey", "shot_starts") and not k.endswith("seconds")
+            methods = [k for k in row if k not in ("clip", "grey", "shot_starts") and not k.endswith(("seconds", "per frame"))
                        and not k.endswith("grey")]
             print(f"{name:34s} grey {row['grey']:6.2f}  " + "  ".join(
                 f"{m} {row[m]:6.2f} ({row[m] / row[grey_of(m)]:5.1%})" for m in methods), flush=True)
