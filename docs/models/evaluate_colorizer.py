@@ -223,17 +223,18 @@ class Plausibility:
             self.features.setdefault(source, {k: [] for k in self.KINDS})[kind].append(features)
 
     def _figures(self, sources: list[str]) -> dict:
-        from vidcolor.plausibility import frechet_distance, top1_agreement
+        from vidcolor.plausibility import frechet_distance, kernel_distance, top1_agreement
 
         top1 = {k: torch.cat([t for s in sources for t in self.top1[s][k]]) for k in self.KINDS}
         feats = {k: torch.cat([f for s in sources for f in self.features[s][k]]) for k in self.KINDS}
         out: dict = {k: {"agreement": top1_agreement(top1[k], top1["truth"]),
-                         "frechet": frechet_distance(feats[k], feats["truth"])} for k in self.KINDS}
+                         "frechet": frechet_distance(feats[k], feats["truth"]),
+                         "kid": kernel_distance(feats[k], feats["truth"])} for k in self.KINDS}
         out["n_images"] = len(top1["truth"])
         return out
 
     def report(self) -> dict:
-        """``{"model": {"agreement", "frechet"}, "grey": ..., "truth": ..., "n_images"}`` over every
+        """``{"model": {"agreement", "frechet", "kid"}, "grey": ..., "truth": ..., "n_images"}`` over every
         image, and the same per set under ``"kodak"`` / ``"clips"``."""
         sources = sorted(self.top1)
         out = self._figures(sources)
@@ -387,12 +388,12 @@ def plausibility_markdown(pl: dict) -> list[str]:
     names = {"kodak": "Kodak24", "clips": "clip frames"}
     head = (f"| plausibility (EfficientNet-Lite2, {pl['n_images']} images) | top-1 = truth's | "
             + " | ".join(f"top-1 = truth's, {names[s]} ({pl[s]['n_images']})" for s in sets)
-            + " | Fréchet distance to the truth's features |")
-    lines = [head, "|---" * (3 + len(sets)) + "|"]
+            + " | Fréchet distance to the truth's features | KID to the truth's features |")
+    lines = [head, "|---" * (4 + len(sets)) + "|"]
     for kind, label in (("model", "model output"), ("grey", "grey input"), ("truth", "truth (reference)")):
         lines.append(f"| {label} | {100 * pl[kind]['agreement']:.1f} % | "
                      + " | ".join(f"{100 * pl[s][kind]['agreement']:.1f} %" for s in sets)
-                     + f" | {pl[kind]['frechet']:.2f} |")
+                     + f" | {pl[kind]['frechet']:.2f} | {pl[kind].get('kid', float('nan')):.4f} |")
     return lines
 
 
