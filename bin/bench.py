@@ -147,8 +147,8 @@ def case_run(path: str, out: str, style: str, extra: str = "{}") -> dict:
     t, c = time.perf_counter(), _cpu_seconds()
     rep = run(path, out, style, overwrite=True, progress=progress, **kw)
     seconds = time.perf_counter() - t
-    resumed = next((int(w.split()[3]) for w in rep.warnings if w.startswith("resumed at frame ")), 0)
-    return {"frames": rep.frames - resumed, "frames_total": rep.frames, "resumed_at": resumed, "seconds": seconds,
+    return {"frames": rep.frames - rep.resumed_at, "frames_total": rep.frames, "resumed_at": rep.resumed_at,
+            "seconds": seconds,
             "cores_used": (_cpu_seconds() - c) / seconds, "rss_mib_along": samples}
 
 

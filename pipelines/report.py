@@ -20,6 +20,7 @@ class RunReport:
     stages: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     audio_packets_copied: int = 0
+    resumed_at: int = 0  # a resumed run: the frame it continued from (the frames before were done earlier)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -203,4 +203,4 @@ def run_resumable(input_path: str | os.PathLike, output_path: str | os.PathLike 
     return RunReport(input=str(input_path), output=str(output), style=settings.style.name, frames=frames,
                      seconds=round(seconds, 3), fps=round((frames - resume_at) / seconds, 2) if seconds else 0.0,
                      encoder=settings.encoder.backend, codec=settings.encoder.codec, device=str(dev),
-                     stages=tags["stages"], warnings=warnings, audio_packets_copied=copied)
+                     stages=tags["stages"], warnings=warnings, audio_packets_copied=copied, resumed_at=resume_at)

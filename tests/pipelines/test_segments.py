@@ -58,6 +58,7 @@ def test_kill_a_resumable_run_mid_film_and_rerun(tmp_path):
     assert report["frames"] == reference.frames
     resumed_at = int(report["warnings"][0].split("resumed at frame ")[1].split()[0])
     assert resumed_at >= resume_at  # segments may have finished between the poll and the kill
+    assert report["resumed_at"] == resumed_at
     assert not work.exists() and not list(tmp_path.glob("*.part"))
 
     assert video_pts(out) == video_pts(tmp_path / "reference.mkv")

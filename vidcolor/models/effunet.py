@@ -27,6 +27,7 @@ be multiples of 32 (``size_multiple``; :func:`vidcolor.models.runtime.run_padded
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch
@@ -44,7 +45,7 @@ def bin_confidence(z: torch.Tensor) -> torch.Tensor:
     (untempered) distribution over its largest value, log Q (1: one bin; 0: uniform)."""
     logp = torch.log_softmax(z, dim=1)
     entropy = -(logp.exp() * logp).sum(1)
-    return (1 - entropy / torch.log(torch.tensor(float(z.shape[1])))).clamp(0, 1)
+    return (1 - entropy / math.log(z.shape[1])).clamp(0, 1)
 
 
 @lru_cache(maxsize=4)
